@@ -1,0 +1,1 @@
+"""Everything that runs against a model, and the `certspec` command line."""

@@ -1,0 +1,1 @@
+"""The grammar of the property language (`properties.lark`), shipped as package data."""

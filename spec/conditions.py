@@ -1,0 +1,222 @@
+"""Lowering of conditions: `when` regions and `require` requirements, in normalised units.
+
+Raw units in, normalised units out: a raw input is `range * x + mean` and a raw score is
+`range * y + mean` (the network's `normalize` block); a comparison of raw values becomes a
+linear constraint on the normalised ones, with its strictness kept.
+
+Decision order: `a above b` means a ranks before b under the network's decision rule,
+strictly: y[a] > y[b] for argmax, y[a] < y[b] for argmin. `a is first` is `a above`
+every other label; `a is not first` is "some other label is above a" (not the same as
+`not a is first` when scores tie: see the README).
+"""
+
+from __future__ import annotations
+
+import math
+
+from spec import canon
+from spec import syntax as s
+from spec.errors import CheckError, SpecError, Span
+from spec.ir import Box, Decide, HalfSpace, Network, Order, RegionPart
+from spec.linear import Lin, Scope, constant, evaluate
+
+Parts = tuple[RegionPart, ...]
+
+
+def _spanned(err: SpecError, span: Span | None) -> SpecError:
+    return err if err.span is not None else type(err)(err.message, span)
+
+
+def _strict_form(op: str, left: Lin, right: Lin) -> tuple[Lin, bool]:
+    """`left op right` as `lin < 0` (strict) or `lin <= 0`."""
+    diff = left.plus(right.scaled(-1.0))
+    if op in (">", ">="):
+        diff = diff.scaled(-1.0)
+    return diff, op in ("<", ">")
+
+
+def _normalised(lin: Lin, kind: str, net: Network) -> tuple[dict[int, float], float]:
+    """Coefficients on normalised variables and the constant term."""
+    norm = net.input_norm if kind == "x" else net.output_norm
+    coeffs: dict[int, float] = {}
+    const = lin.const
+    for (_, i), c in lin.coeffs.items():
+        mean, rng = (norm.mean[i], norm.range[i]) if norm is not None else (0.0, 1.0)
+        coeffs[i] = c * rng
+        const += c * mean
+    return coeffs, const
+
+
+def _only(lin: Lin, kind: str, e: s.Cond) -> None:
+    if not lin.coeffs:
+        raise CheckError("this comparison has no variable in it", e.span)
+    if lin.kinds() != {kind}:
+        if kind == "x":
+            raise CheckError("a `when` region is about inputs; a condition on outputs belongs in `require`", e.span)
+        raise CheckError("a `require` is about outputs; a condition on inputs belongs in `when`", e.span)
+
+
+# ---------------------------------------------------------------- regions
+
+
+def _input_bound(lin: Lin, strict: bool, net: Network, e: s.Cond) -> canon.Bound | HalfSpace | bool:
+    _only(lin, "x", e)
+    coeffs, const = _normalised(lin, "x", net)
+    return canon.input_bound(coeffs, -const, strict)
+
+
+def _interval_bounds(e: s.Interval, scope: Scope) -> tuple[float, float]:
+    lo, hi = constant(e.lower, scope, "lower bound"), constant(e.upper, scope, "upper bound")
+    if lo > hi or (lo == hi and (e.lower_open or e.upper_open)):
+        left, right = "(" if e.lower_open else "[", ")" if e.upper_open else "]"
+        raise CheckError(f"empty interval {left}{lo!r}, {hi!r}{right}", e.span)
+    return lo, hi
+
+
+def interval_subjects(e: s.Interval, scope: Scope) -> list[Lin]:
+    """The linear subjects of an interval: one per input for `x[*]`."""
+    subject = e.subject
+    if isinstance(subject, s.Index) and subject.index is None:
+        if subject.base != "x":
+            raise CheckError("only x[*] (every input) may stand for all coordinates", subject.span)
+        return [Lin({("x", i): 1.0}) for i in range(scope.n_inputs)]
+    return [evaluate(subject, scope)]
+
+
+def _interval_constraints(e: s.Interval, scope: Scope) -> list[tuple[Lin, bool]]:
+    lo, hi = _interval_bounds(e, scope)
+    out = []
+    for subject in interval_subjects(e, scope):
+        out.append((Lin({}, lo).plus(subject.scaled(-1.0)), e.lower_open))  # lo - subject <= 0
+        out.append((subject.plus(Lin({}, -hi)), e.upper_open))  # subject - hi <= 0
+    return out
+
+
+def region_parts(e: s.Cond, scope: Scope, net: Network) -> Parts:
+    """The DNF of a `when` condition, before the domain is applied."""
+    try:
+        return _region(e, scope, net)
+    except SpecError as err:
+        raise _spanned(err, e.span) from None
+
+
+def _and_operands(e: s.Cond) -> list[s.Cond]:
+    out: list[s.Cond] = []
+    stack = [e]
+    while stack:
+        c = stack.pop()
+        if isinstance(c, s.And):
+            stack += [c.right, c.left]
+        else:
+            out.append(c)
+    return out
+
+
+def _conjunction(conds: list[s.Cond], scope: Scope, net: Network) -> Parts:
+    """An and of conditions: bounds go into one box in place; or-ed operands multiply out."""
+    n = net.n_inputs
+    lower, upper, ls, us = [-math.inf] * n, [math.inf] * n, [False] * n, [False] * n
+    halfspaces: list[HalfSpace] = []
+    predicted: set[int] | None = None
+    others: list[s.Cond] = []
+    for c in conds:
+        constraints: list[tuple[Lin, bool]] = []
+        if isinstance(c, s.Compare):
+            constraints = [_strict_form(c.op, evaluate(c.left, scope), evaluate(c.right, scope))]
+        elif isinstance(c, s.Interval):
+            constraints = _interval_constraints(c, scope)
+        elif isinstance(c, s.Predicted):
+            labels = {label_index(x, scope) for x in c.labels}
+            predicted = labels if predicted is None else predicted & labels
+        else:
+            others.append(c)
+        for lin, strict in constraints:
+            b = _input_bound(lin, strict, net, c)
+            if b is False:
+                return ()
+            if isinstance(b, HalfSpace):
+                halfspaces.append(b)
+            elif not isinstance(b, bool):
+                canon.tighten(lower, upper, ls, us, b)
+    box = Box(tuple(lower), tuple(upper), tuple(ls), tuple(us))
+    labels = None if predicted is None else tuple(sorted(predicted))
+    parts: Parts = (RegionPart(box, canon.sorted_halfspaces(halfspaces), labels),)
+    for c in others:
+        parts = canon.region_and(parts, region_parts(c, scope, net))
+    return parts
+
+
+def _region(e: s.Cond, scope: Scope, net: Network) -> Parts:
+    if isinstance(e, s.Compare | s.Interval | s.Predicted | s.And):
+        return _conjunction(_and_operands(e), scope, net)
+    if isinstance(e, s.Or):
+        return canon.region_or(region_parts(e.left, scope, net), region_parts(e.right, scope, net))
+    if isinstance(e, s.Not):
+        raise CheckError("`not` is not allowed in a `when` region: write the complement with comparisons", e.span)
+    raise CheckError("a ranking (above, below, is first, is last) is about outputs: it belongs in `require`", e.span)
+
+
+# ---------------------------------------------------------------- requirements
+
+
+def label_index(e: s.Expr, scope: Scope) -> int:
+    """The output index of a label reference (a label name or y[i])."""
+    if isinstance(e, s.Name) and e.name in scope.labels:
+        return scope.labels[e.name]
+    if isinstance(e, s.Index) and e.base == "y":
+        return scope.index(e)[1]
+    if isinstance(e, s.Name):
+        scope.resolve(e)  # raises a did-you-mean error for an unknown name
+    raise CheckError(f"expected a label of network {scope.network} (a label name or y[i])", e.span)
+
+
+def _above(a: int, b: int, decide: Decide) -> canon.Dnf:
+    return canon.dnf_of(Order(a, b, True) if decide is Decide.ARGMAX else Order(b, a, True))
+
+
+def _output_atom(lin: Lin, strict: bool, net: Network, e: s.Cond) -> canon.Dnf:
+    _only(lin, "y", e)
+    coeffs, const = _normalised(lin, "y", net)
+    return canon.dnf_of(canon.output_atom(coeffs, -const, strict))
+
+
+def requirement_dnf(e: s.Cond, scope: Scope, net: Network) -> canon.Dnf:
+    """The DNF of a `require` condition (exact negation, strictness kept)."""
+    try:
+        return _requirement(e, scope, net)
+    except SpecError as err:
+        raise _spanned(err, e.span) from None
+
+
+def _ranks(e: s.Rank | s.Position, scope: Scope, net: Network) -> canon.Dnf:
+    a = label_index(e.subject, scope)
+    if isinstance(e, s.Rank):
+        others = [label_index(o, scope) for o in e.others]
+        if a in others:
+            raise CheckError("a label cannot be ranked against itself", e.span)
+        pairs = [(a, b) if e.relation == "above" else (b, a) for b in others]
+        return canon.dnf_all(_above(p, q, net.decide) for p, q in pairs)
+    others = [j for j in range(net.n_outputs) if j != a]
+    if e.which == "first":
+        pairs = [(j, a) for j in others] if e.negated else [(a, j) for j in others]
+    else:
+        pairs = [(a, j) for j in others] if e.negated else [(j, a) for j in others]
+    combine = canon.dnf_any if e.negated else canon.dnf_all
+    return combine(_above(p, q, net.decide) for p, q in pairs)
+
+
+def _requirement(e: s.Cond, scope: Scope, net: Network) -> canon.Dnf:
+    if isinstance(e, s.Compare):
+        lin, strict = _strict_form(e.op, evaluate(e.left, scope), evaluate(e.right, scope))
+        return _output_atom(lin, strict, net, e)
+    if isinstance(e, s.Interval):
+        return canon.dnf_all(_output_atom(lin, strict, net, e) for lin, strict in _interval_constraints(e, scope))
+    if isinstance(e, s.Rank | s.Position):
+        return _ranks(e, scope, net)
+    if isinstance(e, s.And):
+        return canon.dnf_and(requirement_dnf(e.left, scope, net), requirement_dnf(e.right, scope, net))
+    if isinstance(e, s.Or):
+        return canon.dnf_or(requirement_dnf(e.left, scope, net), requirement_dnf(e.right, scope, net))
+    if isinstance(e, s.Not):
+        return canon.dnf_not(requirement_dnf(e.operand, scope, net))
+    raise CheckError("`predicted in` is a precondition: it belongs in `when`", e.span)
