@@ -139,8 +139,8 @@ def _conjunction(conds: list[s.Cond], scope: Scope, net: Network) -> Parts:
             elif not isinstance(b, bool):
                 canon.tighten(lower, upper, ls, us, b)
     box = Box(tuple(lower), tuple(upper), tuple(ls), tuple(us))
-    labels = None if predicted is None else tuple(sorted(predicted))
-    parts: Parts = (RegionPart(box, canon.sorted_halfspaces(halfspaces), labels),)
+    allowed = None if predicted is None else tuple(sorted(predicted))
+    parts: Parts = (RegionPart(box, canon.sorted_halfspaces(halfspaces), allowed),)
     for c in others:
         parts = canon.region_and(parts, region_parts(c, scope, net))
     return parts

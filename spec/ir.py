@@ -365,7 +365,12 @@ def _validate_robust(req: Robust, net: Network, where: str) -> None:
 
 def validate(spec: Spec) -> Spec:
     """Check every invariant of the IR; raise IRError on the first broken one."""
-    names = [x.name for x in (*spec.networks, *spec.ensembles, *spec.datasets, *spec.properties)]
+    names = [
+        *(n.name for n in spec.networks),
+        *(e.name for e in spec.ensembles),
+        *(d.name for d in spec.datasets),
+        *(p.name for p in spec.properties),
+    ]
     _check(len(names) == len(set(names)), "duplicate names in the spec")
     nets = {n.name: n for n in spec.networks}
     for net in spec.networks:
@@ -447,12 +452,16 @@ def requirement_str(req: Requirement) -> str:
     return f"robust {what} eps {_num(req.eps)} norm {req.norm.value} {centres}"
 
 
+def _dims(shape: tuple[int, ...]) -> str:
+    return ", ".join(map(str, shape))
+
+
 def spec_str(spec: Spec) -> str:
     """A stable, human-readable dump of the IR (normalised units, flat indices)."""
     out: list[str] = []
     for net in spec.networks:
-        shape = lambda s: ", ".join(map(str, s))  # noqa: E731
-        out.append(f"network {net.name}: real[{shape(net.input_shape)}] -> real[{shape(net.output_shape)}] {net.decide.value}")
+        dims_in, dims_out = _dims(net.input_shape), _dims(net.output_shape)
+        out.append(f"network {net.name}: real[{dims_in}] -> real[{dims_out}] {net.decide.value}")
         out.append(f"  labels {', '.join(net.labels)}")
         out.append(f"  inputs {', '.join(net.input_names)}")
         domain = list(part_lines(RegionPart(net.domain)))
