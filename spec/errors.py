@@ -88,6 +88,10 @@ class IRError(SpecError):
     """Raised when an IR object breaks one of its invariants (see `spec.ir.validate`)."""
 
 
+class ModelError(SpecError):
+    """Raised when a model file cannot be read, or uses a layer or operator certspec cannot bound."""
+
+
 class UsageError(SpecError):
     """Raised when a public function or the CLI is given a bad argument."""
 
