@@ -32,7 +32,7 @@ def output_atom(coeffs: Mapping[int, float], bound: float, strict: bool) -> Atom
     """The atom `sum(c * y[i]) < bound` (`<=` if not strict), or its truth value if constant."""
     items = _sorted_coeffs(coeffs)
     if not items:
-        return 0.0 < bound if strict else 0.0 <= bound
+        return bound > 0.0 if strict else bound >= 0.0
     if len(items) == 2 and bound == 0.0 and items[0][1] == -items[1][1]:
         (a, ca), (b, _) = items
         # ca*y[a] - ca*y[b] < 0: y[b] > y[a] when ca > 0, else y[a] > y[b]
@@ -67,9 +67,19 @@ def dnf_or(a: Dnf, b: Dnf) -> Dnf:
     return out
 
 
+def _absorbed(conjs: Iterable[frozenset[Atom]]) -> Dnf:
+    """Drop every conjunction that contains another one (it adds nothing to the or)."""
+    kept: list[frozenset[Atom]] = []
+    for conj in sorted(set(conjs), key=lambda c: (len(c), sorted(map(atom_key, c)))):
+        if not any(k <= conj for k in kept):
+            kept.append(conj)
+    return tuple(kept)
+
+
 def dnf_and(a: Dnf, b: Dnf) -> Dnf:
+    """The product of two DNFs, absorbed as it goes (so chains of products stay small)."""
     _check_size(len(a) * len(b))
-    return tuple(dict.fromkeys(x | y for x in a for y in b))
+    return _absorbed(x | y for x in a for y in b)
 
 
 def dnf_all(parts: Iterable[Dnf]) -> Dnf:
@@ -99,11 +109,7 @@ def atom_key(atom: Atom) -> tuple[object, ...]:
 
 def ordering(dnf: Dnf) -> Ordering:
     """The canonical Ordering of a DNF: absorption, then atoms and disjuncts sorted."""
-    kept: list[frozenset[Atom]] = []
-    for conj in sorted(set(dnf), key=lambda c: (len(c), sorted(map(atom_key, c)))):
-        if not any(k <= conj for k in kept):
-            kept.append(conj)
-    disjuncts = [tuple(sorted(c, key=atom_key)) for c in kept]
+    disjuncts = [tuple(sorted(c, key=atom_key)) for c in _absorbed(dnf)]
     return Ordering(tuple(sorted(disjuncts, key=lambda d: [atom_key(a) for a in d])))
 
 
@@ -117,7 +123,7 @@ def input_bound(coeffs: Mapping[int, float], bound: float, strict: bool) -> Boun
     """`sum(c * x[i]) < bound` (`<=` if not strict): a box bound, a half-space, or a truth value."""
     items = _sorted_coeffs(coeffs)
     if not items:
-        return 0.0 < bound if strict else 0.0 <= bound
+        return bound > 0.0 if strict else bound >= 0.0
     if len(items) > 1:
         return HalfSpace(items, float(bound) + 0.0, strict)  # + 0.0 turns -0.0 into 0.0
     i, c = items[0]

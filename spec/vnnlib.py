@@ -31,9 +31,10 @@ comparison) over both X and Y cannot be represented and is an error.
 from __future__ import annotations
 
 import contextlib
+import math
 import itertools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path, PurePath
@@ -279,23 +280,11 @@ def _at(span: Span) -> Iterator[None]:
         raise VnnlibError(err.message, span) from None
 
 
-def _dnf_all(parts: Iterable[canon.Dnf]) -> canon.Dnf:
-    """canon.dnf_all, absorbing after each product."""
-    out = canon.TRUE
-    for p in parts:
-        kept: list[frozenset[ir.Atom]] = []
-        for conj in sorted(canon.dnf_and(out, p), key=len):
-            if not any(k <= conj for k in kept):
-                kept.append(conj)
-        out = tuple(kept)
-    return out
-
-
 def _output_dnf(c: _Cond) -> canon.Dnf:
     if isinstance(c, _Cmp):
         return canon.dnf_of(canon.output_atom(*_floats(c), c.strict))
     parts = [_output_dnf(x) for x in c.items]
-    return _dnf_all(parts) if c.is_and else canon.dnf_any(parts)
+    return canon.dnf_all(parts) if c.is_and else canon.dnf_any(parts)
 
 
 def _input_parts(c: _Cond, n: int) -> tuple[ir.RegionPart, ...]:
@@ -310,24 +299,17 @@ def _input_parts(c: _Cond, n: int) -> tuple[ir.RegionPart, ...]:
 
 
 def _bounds_box(bounds: list[_Cmp], n: int) -> tuple[ir.RegionPart, ...]:
-    """The conjunction of one-variable constraints: `_input_parts` folded by region_and, but
-    per coordinate in one dimension (linear, not quadratic, in the number of inputs)."""
-    by_index: dict[int, list[_Cmp]] = {}
+    """The conjunction of one-variable constraints, tightened into one box in place
+    (linear, not quadratic, in the number of inputs)."""
+    lower, upper, ls, us = [-math.inf] * n, [math.inf] * n, [False] * n, [False] * n
     for c in bounds:
-        by_index.setdefault(c.coeffs[0][0][1], []).append(c)
-    box = ir.Box.unbounded(n)
-    lower, upper, ls, us = list(box.lower), list(box.upper), list(box.lower_strict), list(box.upper_strict)
-    for i, conds in by_index.items():
-        parts: tuple[ir.RegionPart, ...] = (ir.RegionPart(ir.Box.unbounded(1)),)
-        for c in conds:
-            parts = canon.region_and(
-                parts, _input_parts(_Cmp(((("X", 0), c.coeffs[0][1]),), c.bound, c.strict, c.span), 1)
-            )
-        if not parts:
+        b = canon.input_bound(*_floats(c), c.strict)
+        if b is False:
             return ()
-        b = parts[0].box
-        lower[i], upper[i], ls[i], us[i] = b.lower[0], b.upper[0], b.lower_strict[0], b.upper_strict[0]
-    return (ir.RegionPart(ir.Box(tuple(lower), tuple(upper), tuple(ls), tuple(us))),)
+        if isinstance(b, tuple):
+            canon.tighten(lower, upper, ls, us, b)
+    box = ir.Box(tuple(lower), tuple(upper), tuple(ls), tuple(us))
+    return () if box.is_empty() else (ir.RegionPart(box),)
 
 
 def _region(xs: list[_Cond], net: ir.Network) -> ir.Region:
@@ -344,9 +326,8 @@ def _requirement(ys: list[_Cond]) -> ir.Ordering:
     violation = canon.TRUE
     for c in ys:
         with _at(c.span):
-            violation = _dnf_all((violation, _output_dnf(c)))
-    # not(or_i and_j a_ij) = and_i or_j not(a_ij), as canon.dnf_not but absorbed as it goes
-    return canon.ordering(_dnf_all(tuple(frozenset((canon.negate(a),)) for a in c) for c in violation))
+            violation = canon.dnf_and(violation, _output_dnf(c))
+    return canon.ordering(canon.dnf_not(violation))
 
 
 def _network(name: str, n: int, m: int, network: ir.Network | None) -> ir.Network:
