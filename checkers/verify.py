@@ -1,0 +1,285 @@
+"""The complete verifier for piecewise-linear networks: falsify first, then branch and bound.
+
+For each region part: random points and PGD look for a counterexample; then the input
+box is split (input-splitting branch and bound) until, on every sub-box, some disjunct
+of the requirement is proven by the CROWN bounds of `checkers.bounds` with the float32
+margin of `checkers.floaterror` added, or a candidate (box centres and the corners the
+bounds point at) is confirmed as a violation by `checkers.semantics`.
+
+Verdicts: HOLDS (proven for the float32 model on every float32 input of the region),
+VIOLATED (a replayed float32 witness), TIMEOUT (the time limit), UNKNOWN (a reason:
+an unsupported requirement or region, an unbounded region, or boxes that could not be
+split further without a decision).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from checkers.attack import inner_float32, pgd, random_points
+from checkers.bounds import HiddenBounds, crown_hidden_bounds, spec_upper_bounds
+from checkers.floaterror import row_error
+from checkers.plnet import PLNet, from_module
+from checkers.semantics import Rows, compile_ordering, holds, in_part
+from checkers.verdict import Status, Verdict, Witness
+from spec import ir
+
+Progress = Callable[[float], None]
+_Boxes = tuple[torch.Tensor, torch.Tensor, HiddenBounds | None]  # lower, upper, bounds inherited from the parents
+
+
+def _slice(bounds: HiddenBounds, which: slice | torch.Tensor) -> HiddenBounds:
+    return HiddenBounds(tuple(b[which] for b in bounds.lower), tuple(b[which] for b in bounds.upper))
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """timeout: seconds per property; batch: boxes bounded at once; min_width: a box is
+    not split below this width (it is then left undecided)."""
+
+    timeout: float = 60.0
+    batch: int = 512
+    attack_starts: int = 32
+    attack_steps: int = 30
+    seed: int = 0
+    min_width: float = 1e-9
+
+
+@dataclass
+class _Part:
+    index: int
+    part: ir.RegionPart
+    lower: torch.Tensor
+    upper: torch.Tensor
+    ball: tuple[torch.Tensor, float] | None = None  # an l2 ball (centre, radius) the witness must lie in
+
+
+class _Search:
+    def __init__(self, module: nn.Module, net: PLNet, rows: Rows, options: VerifyOptions, deadline: float) -> None:
+        self.module, self.net, self.rows, self.options, self.deadline = module, net, rows, options, deadline
+        self.generator = torch.Generator().manual_seed(options.seed)
+        self.strict = torch.tensor(rows.strict, dtype=torch.bool)
+        self.boxes = 0
+
+    def witness(self, target: _Part, x: torch.Tensor) -> Witness | None:
+        """The first candidate (K, n) float32 that lies in the part and violates the requirement."""
+        x = x.to(torch.float32)
+        with torch.no_grad():
+            y = self.module(x)
+        inside = in_part(target.part, x)
+        if target.ball is not None:
+            centre, radius = target.ball
+            inside &= ((x.to(torch.float64) - centre) ** 2).sum(dim=1) <= radius**2
+        bad = inside & ~holds(self.rows, y)
+        hits = bad.nonzero().flatten()
+        if hits.numel() == 0:
+            return None
+        i = int(hits[0])
+        return Witness(tuple(x[i].tolist()), tuple(y[i].tolist()), target.index)
+
+    def falsify(self, target: _Part) -> Witness | None:
+        opts = self.options
+        found = self.witness(target, random_points(target.lower, target.upper, 256, self.generator))
+        if found is None and self.rows.disjuncts:
+            starts, steps = opts.attack_starts, opts.attack_steps
+            found = self.witness(target, pgd(self.module, self.rows, target.lower, target.upper, starts=starts,
+                                             steps=steps, generator=self.generator))
+        return found
+
+    def _proven(self, ub: torch.Tensor, margin: torch.Tensor) -> torch.Tensor:
+        value = ub + margin
+        atom_ok = torch.where(self.strict, value < 0, value <= 0)
+        proven = torch.zeros(ub.shape[0], dtype=torch.bool)
+        for conj in self.rows.disjuncts:
+            proven |= atom_ok[:, list(conj)].all(dim=1)
+        return proven
+
+    def _outside(self, target: _Part, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+        """Boxes that miss some half-space of the part entirely (the property is vacuous there)."""
+        out = torch.zeros(lo.shape[0], dtype=torch.bool)
+        for h in target.part.halfspaces:
+            idx = [i for i, _ in h.coeffs]
+            c = torch.tensor([c for _, c in h.coeffs], dtype=torch.float64)
+            least = torch.where(c > 0, lo[:, idx], hi[:, idx]) @ c
+            out |= least > h.bound * (1 + 1e-12) + 1e-12 if not h.strict else least >= h.bound * (1 + 1e-12) + 1e-12
+        return out
+
+    def prove(self, target: _Part, progress: Progress | None) -> Verdict:
+        root_lo, root_hi = target.lower[None], target.upper[None]
+        total = float((root_hi - root_lo).clamp(min=0).prod()) or 1.0
+        stack: list[_Boxes] = [(root_lo, root_hi, None)]
+        done, undecided = 0.0, 0
+        while stack:
+            if time.monotonic() > self.deadline:
+                return Verdict(Status.TIMEOUT, reason=f"time limit reached with {len(stack)} batches of boxes open")
+            lo, hi, inherited = self._take(stack)
+            self.boxes += lo.shape[0]
+            hidden = crown_hidden_bounds(self.net, lo, hi, inherited)
+            ub, lam = spec_upper_bounds(self.net, lo, hi, self.rows.matrix, self.rows.consts, hidden)
+            margin = row_error(self.net, self.rows.matrix, lo, hi, hidden)
+            settled = self._proven(ub, margin) | self._outside(target, lo, hi)
+            done += float((hi[settled] - lo[settled]).prod(dim=1).sum()) / total
+            if progress is not None:
+                progress(min(done, 1.0))
+            open_ = ~settled
+            lo, hi, lam = lo[open_], hi[open_], lam[open_]
+            kept = _slice(hidden, open_)
+            if lo.shape[0] == 0:
+                continue
+            found = self.witness(target, self._candidates(lo, hi, lam))
+            if found is not None:
+                return Verdict(Status.VIOLATED, found, "a candidate from branch and bound replayed in float32")
+            width = hi - lo
+            score = lam.abs().sum(dim=1) * width  # the smear of every row: inputs that move the bounds most
+            dims = score.argmax(dim=1)
+            splittable = width.gather(1, dims[:, None])[:, 0] > self.options.min_width
+            undecided += int((~splittable).sum())
+            lo, hi, dims = lo[splittable], hi[splittable], dims[splittable]
+            if lo.shape[0]:
+                mid = (lo.gather(1, dims[:, None]) + hi.gather(1, dims[:, None])) / 2
+                left_hi, right_lo = hi.clone(), lo.clone()
+                left_hi.scatter_(1, dims[:, None], mid)
+                right_lo.scatter_(1, dims[:, None], mid)
+                twice = HiddenBounds(
+                    tuple(torch.cat([b[splittable]] * 2) for b in kept.lower),
+                    tuple(torch.cat([b[splittable]] * 2) for b in kept.upper),
+                )
+                stack.append((torch.cat([lo, right_lo]), torch.cat([left_hi, hi]), twice))
+        if undecided:
+            return Verdict(Status.UNKNOWN, reason=f"{undecided} boxes narrower than {self.options.min_width} stayed undecided")
+        return Verdict(Status.HOLDS, reason="every box proven by linear bounds with the float32 error margin")
+
+    def _take(self, stack: list[_Boxes]) -> _Boxes:
+        lo, hi, inherited = stack.pop()
+        size = self.options.batch
+        if lo.shape[0] > size:
+            rest = None if inherited is None else _slice(inherited, slice(size, None))
+            stack.append((lo[size:], hi[size:], rest))
+            lo, hi = lo[:size], hi[:size]
+            inherited = None if inherited is None else _slice(inherited, slice(0, size))
+        return lo, hi, inherited
+
+    @staticmethod
+    def _candidates(lo: torch.Tensor, hi: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+        """Box centres, and for each row the corner where its linear upper bound is largest."""
+        centre, radius = (lo + hi) / 2, (hi - lo) / 2
+        corners = centre[:, None, :] + lam.sign() * radius[:, None, :]
+        points = torch.cat([centre, corners.reshape(-1, lo.shape[1])])
+        inner_lo, inner_hi = inner_float32(points.min(dim=0).values, points.max(dim=0).values)
+        return torch.maximum(torch.minimum(points.to(torch.float32), inner_hi), inner_lo)
+
+
+def _targets(prop: ir.Property) -> list[_Part] | str:
+    targets = []
+    for k, part in enumerate(prop.region.parts):
+        if part.predicted is not None:
+            return "the verifier does not decide regions with a condition on the prediction yet"
+        lo = torch.tensor(part.box.lower, dtype=torch.float64)
+        hi = torch.tensor(part.box.upper, dtype=torch.float64)
+        if not (torch.isfinite(lo).all() and torch.isfinite(hi).all()):
+            return "the region is unbounded: declare a domain"
+        targets.append(_Part(k, part, lo, hi))
+    return targets
+
+
+def _combine(verdicts: list[Verdict]) -> Verdict:
+    for status in (Status.VIOLATED, Status.TIMEOUT, Status.UNKNOWN):
+        for v in verdicts:
+            if v.status is status:
+                return v
+    return verdicts[0] if verdicts else Verdict(Status.HOLDS, reason="the region is empty")
+
+
+def verify_ordering(
+    module: nn.Module, net: PLNet, prop: ir.Property, options: VerifyOptions = VerifyOptions(),
+    progress: Progress | None = None, targets: list[_Part] | None = None,
+) -> Verdict:
+    """Decide an Ordering property on a model (float32 torch module) and its PLNet."""
+    start = time.monotonic()
+    assert isinstance(prop.requirement, ir.Ordering)
+    found = _targets(prop) if targets is None else targets
+    if isinstance(found, str):
+        return Verdict(Status.UNKNOWN, reason=found)
+    search = _Search(module, net, compile_ordering(prop.requirement, net.n_outputs), options, start + options.timeout)
+    for target in found:
+        witness = search.falsify(target)
+        if witness is not None:
+            return Verdict(Status.VIOLATED, witness, "found by the falsifier, replayed in float32",
+                           {"seconds": time.monotonic() - start})
+    verdicts = [search.prove(t, progress) for t in found]
+    verdict = _combine(verdicts)
+    verdict.stats.update(seconds=time.monotonic() - start, boxes=search.boxes)
+    return verdict
+
+
+def _local_robustness(
+    module: nn.Module, net: PLNet, prop: ir.Property, network: ir.Network, options: VerifyOptions,
+    progress: Progress | None,
+) -> Verdict:
+    """Local robustness at given points: each ball, clipped to the domain, must keep the label.
+
+    The label is the model's float32 prediction at the point; "keeps the label" means it
+    stays strictly ahead of every other label (a tie is a change). An l2 ball is bounded
+    by its enclosing box, and a witness must lie in the ball itself.
+    """
+    req = prop.requirement
+    assert isinstance(req, ir.Robust)
+    verdicts: list[Verdict] = []
+    start = time.monotonic()
+    for centre_values in req.points:
+        centre = torch.tensor(centre_values, dtype=torch.float64)
+        with torch.no_grad():
+            scores = module(centre.to(torch.float32)[None])[0]
+        label = int(scores.argmax() if network.decide is ir.Decide.ARGMAX else scores.argmin())
+        others = [j for j in range(net.n_outputs) if j != label]
+        pairs = [(label, j) if network.decide is ir.Decide.ARGMAX else (j, label) for j in others]
+        ordering = ir.Ordering((tuple(ir.Order(a, b, True) for a, b in pairs),))
+        box = ir.Box(
+            tuple((centre - req.eps).tolist()), tuple((centre + req.eps).tolist()),
+            (False,) * net.n_inputs, (False,) * net.n_inputs,
+        ).intersect(network.domain)
+        part = ir.RegionPart(box)
+        ball = (centre, req.eps) if req.norm is ir.Norm.L2 else None
+        target = _Part(len(verdicts), part, torch.tensor(box.lower, dtype=torch.float64),
+                       torch.tensor(box.upper, dtype=torch.float64), ball)
+        remaining = options.timeout - (time.monotonic() - start)
+        sub = ir.Property(prop.name, prop.target, ir.Region((part,)), ordering)
+        verdict = verify_ordering(module, net, sub, VerifyOptions(**{**options.__dict__, "timeout": remaining}),
+                                  progress, [target])
+        if verdict.status is not Status.HOLDS:
+            return verdict
+        verdicts.append(verdict)
+    return Verdict(Status.HOLDS, reason=f"robust at all {len(verdicts)} points")
+
+
+def verify_property(
+    module: nn.Module, prop: ir.Property, network: ir.Network, options: VerifyOptions = VerifyOptions(),
+    progress: Progress | None = None,
+) -> Verdict:
+    """Decide a property on a model that maps flat (batch, n) inputs to (batch, m) scores.
+
+    Ordering properties and local robustness at given points are decided; anything else
+    is UNKNOWN with the reason. Raises ModelError for a layer the verifier cannot bound.
+    """
+    net = from_module(module, (network.n_inputs,))
+    if (net.n_inputs, net.n_outputs) != (network.n_inputs, network.n_outputs):
+        from spec.errors import ModelError
+
+        raise ModelError(
+            f"the model maps {net.n_inputs} inputs to {net.n_outputs} scores, but network {network.name} "
+            f"is declared real[{network.n_inputs}] -> real[{network.n_outputs}]"
+        )
+    req = prop.requirement
+    if isinstance(req, ir.Ordering):
+        return verify_ordering(module, net, prop, options, progress)
+    if not isinstance(req.kind, ir.Local):
+        return Verdict(Status.UNKNOWN, reason="the exact verifier decides local robustness; top-k and affinity "
+                                              "robustness are for the certifiers")
+    if req.dataset is not None:
+        return Verdict(Status.UNKNOWN, reason=f"robustness over the data set {req.dataset!r} needs its points")
+    return _local_robustness(module, net, prop, network, options, progress)
