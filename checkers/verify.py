@@ -40,7 +40,10 @@ def _slice(bounds: HiddenBounds, which: slice | torch.Tensor) -> HiddenBounds:
 @dataclass(frozen=True)
 class VerifyOptions:
     """timeout: seconds per property; batch: boxes bounded at once; min_width: a box is
-    not split below this width (it is then left undecided)."""
+    not split below this width (it is then left undecided); float_width: a box proven for
+    the real-valued network but not within the float32 margin is not split once the side
+    it would split is below this fraction of the region's (splitting further cannot
+    shrink the margin below the rounding error)."""
 
     timeout: float = 60.0
     batch: int = 512
@@ -48,6 +51,7 @@ class VerifyOptions:
     attack_steps: int = 30
     seed: int = 0
     min_width: float = 1e-9
+    float_width: float = 1e-3
 
 
 @dataclass
@@ -113,7 +117,8 @@ class _Search:
         root_lo, root_hi = target.lower[None], target.upper[None]
         total = float((root_hi - root_lo).clamp(min=0).prod()) or 1.0
         stack: list[_Boxes] = [(root_lo, root_hi, None)]
-        done, undecided = 0.0, 0
+        done, undecided, float_only = 0.0, 0, 0
+        root_width = (root_hi - root_lo)[0].clamp(min=1e-300)
         while stack:
             if time.monotonic() > self.deadline:
                 return Verdict(Status.TIMEOUT, reason=f"time limit reached with {len(stack)} batches of boxes open")
@@ -123,6 +128,7 @@ class _Search:
             ub, lam = spec_upper_bounds(self.net, lo, hi, self.rows.matrix, self.rows.consts, hidden)
             margin = row_error(self.net, self.rows.matrix, lo, hi, hidden)
             settled = self._proven(ub, margin) | self._outside(target, lo, hi)
+            real_only = self._proven(ub, torch.zeros_like(margin))
             done += float((hi[settled] - lo[settled]).prod(dim=1).sum()) / total
             if progress is not None:
                 progress(min(done, 1.0))
@@ -137,8 +143,12 @@ class _Search:
             width = hi - lo
             score = lam.abs().sum(dim=1) * width  # the smear of every row: inputs that move the bounds most
             dims = score.argmax(dim=1)
-            splittable = width.gather(1, dims[:, None])[:, 0] > self.options.min_width
-            undecided += int((~splittable).sum())
+            split_width = width.gather(1, dims[:, None])[:, 0]
+            # proven over the reals, and already narrow where it would be split next
+            float_bound = real_only[open_] & (split_width <= self.options.float_width * root_width[dims])
+            float_only += int(float_bound.sum())
+            splittable = (split_width > self.options.min_width) & ~float_bound
+            undecided += int((~splittable & ~float_bound).sum())
             lo, hi, dims = lo[splittable], hi[splittable], dims[splittable]
             if lo.shape[0]:
                 mid = (lo.gather(1, dims[:, None]) + hi.gather(1, dims[:, None])) / 2
@@ -150,6 +160,9 @@ class _Search:
                     tuple(torch.cat([b[splittable]] * 2) for b in kept.upper),
                 )
                 stack.append((torch.cat([lo, right_lo]), torch.cat([left_hi, hi]), twice))
+        if float_only:
+            return Verdict(Status.UNKNOWN, reason=f"holds for the real-valued network, but on {float_only} boxes the "
+                           "margin is within the float32 rounding bound, so float32 execution is not proven")
         if undecided:
             return Verdict(Status.UNKNOWN, reason=f"{undecided} boxes narrower than {self.options.min_width} stayed undecided")
         return Verdict(Status.HOLDS, reason="every box proven by linear bounds with the float32 error margin")
