@@ -4,26 +4,51 @@
     certspec fmt FILE                print the canonical text of a .prop file
     certspec check FILE...           check files; print one summary line each
     certspec export FILE --property NAME [-o OUT]   write one property as VNN-LIB
+    certspec verify SPEC --model [NAME=]PATH... [--property NAME...] [--timeout S] [--json]
+                                     decide properties on models (.onnx, .pt, .pth)
+    certspec vnnlib NET PROP.vnnlib [--timeout S]   VNN-COMP style: sat / unsat / unknown / timeout
 
-A user's mistake (a malformed file, an unknown name, a bad argument) prints
-`file:line:col: message` with the source line and a caret, and exits with status 2;
-it never prints a traceback.
+A user's mistake (a malformed file, an unknown name, a bad argument, a model file that
+cannot be read or does not fit its network) prints `file:line:col: message` with the
+source line and a caret (or `certspec: error: message`), and exits with status 2; it
+never prints a traceback.
+
+Exit status of `verify`: 0 when every verdict is HOLDS, 1 when any is VIOLATED, 3
+otherwise (some UNKNOWN or TIMEOUT and none VIOLATED), 2 for a user error. `vnnlib`
+exits 0 whenever it prints an answer (the answer is its first line), 2 for an error.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import spec
-from spec.errors import SpecError, UsageError
-from spec.ir import Property, Spec, spec_str
+from spec.errors import ModelError, SpecError, UsageError, did_you_mean
+from spec.ir import Network, Property, Spec, spec_str
 from spec.irjson import spec_data
 
+if TYPE_CHECKING:
+    from checkers.verdict import Verdict
+
+EXIT_HOLDS = 0
+EXIT_VIOLATED = 1
 EXIT_USER_ERROR = 2
+EXIT_UNDECIDED = 3
+DEFAULT_TIMEOUT = 60.0
+THREADS_HELP = (
+    "torch threads (default 1: the verifier runs many small tensor operations, for which extra threads "
+    "cost more than they give; raise it for large convolutional models)"
+)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -64,8 +89,6 @@ def _find_property(loaded: Spec, name: str | None, file: str) -> Property:
     for prop in loaded.properties:
         if prop.name == name:
             return prop
-    from spec.errors import did_you_mean
-
     raise UsageError(f"{file} has no property {name!r}{did_you_mean(name, [p.name for p in loaded.properties])}")
 
 
@@ -79,6 +102,242 @@ def _export(args: argparse.Namespace) -> int:
         Path(args.output).write_text(text, encoding="utf-8")
     else:
         print(text, end="")
+    return 0
+
+
+# ---------------------------------------------------------------- verify
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"the time limit must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def _model_args(values: list[str], loaded: Spec, file: str) -> dict[str, str]:
+    """--model values as {network name: path}; NAME= may be left out when the spec has one network."""
+    names = [n.name for n in loaded.networks]
+    ensembles = {e.name: e for e in loaded.ensembles}
+    chosen: dict[str, str] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not (sep and _NAME.fullmatch(name)):
+            if len(names) != 1:
+                raise UsageError(
+                    f"--model {value}: {file} declares {len(names)} networks ({', '.join(names)}): "
+                    "say which one with --model NAME=PATH"
+                )
+            name, path = names[0], value
+        if not path:
+            raise UsageError(f"--model {value}: no model file after {name}=")
+        if name in ensembles:
+            members = ", ".join(ensembles[name].members)
+            raise UsageError(f"--model {value}: {name} is an ensemble; give a model for each member ({members})")
+        if name not in names:
+            raise UsageError(f"--model {value}: {file} has no network {name!r}{did_you_mean(name, names)}")
+        if name in chosen:
+            raise UsageError(f"--model {value}: network {name} already has the model {chosen[name]}")
+        chosen[name] = path
+    return chosen
+
+
+def _load_models(paths: dict[str, str], loaded: Spec) -> dict[str, Any]:
+    """Each model loaded and checked against the sizes of its declared network."""
+    from checkers.models import open_model
+
+    modules = {}
+    for name, path in paths.items():
+        network = loaded.network(name)
+        model = open_model(path)
+        try:
+            m = model.n_outputs() if model.n_inputs == network.n_inputs else None
+        except ModelError as err:
+            raise ModelError(f"{path}: {err.message}") from None
+        except Exception as err:  # the layers do not run on a sample of the declared shape
+            raise ModelError(f"{path}: the model does not run on one input of shape "
+                             f"{list(model.input_shape)} ({type(err).__name__}: {err})") from None
+        if m != network.n_outputs:
+            got = f"{model.n_inputs} inputs to {m} scores" if m is not None else f"{model.n_inputs} inputs"
+            raise ModelError(
+                f"{path}: the model maps {got}, but network {name} is declared "
+                f"real[{network.n_inputs}] -> real[{network.n_outputs}]"
+            )
+        modules[name] = model.module
+    return modules
+
+
+def _chosen_properties(loaded: Spec, names: list[str] | None, file: str) -> list[Property]:
+    if not loaded.properties:
+        raise UsageError(f"{file} has no properties to verify")
+    if not names:
+        return list(loaded.properties)
+    return [_find_property(loaded, name, file) for name in dict.fromkeys(names)]
+
+
+@contextmanager
+def _progress_bar(name: str, enabled: bool) -> Iterator[Callable[[float], None] | None]:
+    """A tqdm bar on stderr, updated with the fraction of the region decided; None when disabled."""
+    if not enabled:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=1000, desc=name, file=sys.stderr, leave=False,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
+
+    def update(fraction: float) -> None:
+        bar.n = int(max(0.0, min(fraction, 1.0)) * 1000)
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
+def _finite(values: Sequence[float]) -> list[float | str]:
+    """Floats for JSON: a non-finite value becomes the string 'inf', '-inf' or 'nan'."""
+    return [v if math.isfinite(v) else str(v) for v in values]
+
+
+def _result(prop: Property, network: Network, verdict: Verdict, seconds: float) -> dict[str, Any]:
+    witness = None
+    if verdict.witness is not None:
+        w = verdict.witness
+        raw = network.input_norm.to_raw(w.x) if network.input_norm is not None else None
+        witness = {"x": _finite(w.x), "x_raw": None if raw is None else _finite(raw), "y": _finite(w.y),
+                   "part": w.part}
+    return {"property": prop.name, "network": prop.target, "status": verdict.status.name,
+            "seconds": round(seconds, 4), "reason": verdict.reason, "witness": witness}
+
+
+def _named(names: Sequence[str], values: Sequence[float | str]) -> str:
+    return ", ".join(f"{n}={v!r}" if isinstance(v, float) else f"{n}={v}" for n, v in zip(names, values, strict=True))
+
+
+def _print_result(result: dict[str, Any], network: Network) -> None:
+    reason = f": {result['reason']}" if result["status"] in ("UNKNOWN", "TIMEOUT") and result["reason"] else ""
+    print(f"{result['property']}: {result['status']} ({result['seconds']:.2f} s){reason}", flush=True)
+    witness = result["witness"]
+    if witness is not None:
+        print(f"  x     = {_named(network.input_names, witness['x'])}  (normalised)")
+        if witness["x_raw"] is not None:
+            print(f"  x raw = {_named(network.input_names, witness['x_raw'])}")
+        print(f"  y     = {_named(network.labels, witness['y'])}", flush=True)
+
+
+def _exit_status(statuses: list[str]) -> int:
+    if "VIOLATED" in statuses:
+        return EXIT_VIOLATED
+    return EXIT_HOLDS if all(s == "HOLDS" for s in statuses) else EXIT_UNDECIDED
+
+
+@contextmanager
+def _threads(count: int) -> Iterator[None]:
+    """torch's intra-op thread count set for the command, and restored after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _decide(module: Any, prop: Property, network: Network, timeout: float, show_progress: bool) -> Verdict:
+    from checkers.verify import VerifyOptions, verify_property
+
+    with _progress_bar(prop.name, show_progress) as progress:
+        return verify_property(module, prop, network, VerifyOptions(timeout=timeout), progress=progress)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    with _threads(args.threads):
+        return _verify_all(args)
+
+
+def _verify_all(args: argparse.Namespace) -> int:
+    from checkers.verdict import Status, Verdict
+
+    loaded = spec.load_file(args.spec)
+    paths = _model_args(args.model, loaded, args.spec)
+    props = _chosen_properties(loaded, args.property, args.spec)
+    ensembles = {e.name for e in loaded.ensembles}
+    if args.property:  # a property asked for by name must be decidable: its network needs a model
+        for prop in props:
+            if prop.target not in ensembles and prop.target not in paths:
+                raise UsageError(f"property {prop.name} is about network {prop.target}, which has no model: "
+                                 f"give --model {prop.target}=PATH")
+    modules = _load_models(paths, loaded)
+    show_progress = not args.json and sys.stderr.isatty()
+    results, statuses = [], []
+    for prop in props:
+        network = loaded.network(prop.target)
+        start = time.monotonic()
+        if prop.target in ensembles:
+            verdict = Verdict(Status.UNKNOWN, reason=f"{prop.target} is an ensemble: the verifier decides "
+                                                     "properties of single networks")
+        elif prop.target not in modules:
+            verdict = Verdict(Status.UNKNOWN, reason=f"no model for network {prop.target} "
+                                                     f"(give --model {prop.target}=PATH)")
+        else:
+            try:
+                verdict = _decide(modules[prop.target], prop, network, args.timeout, show_progress)
+            except ModelError as err:
+                raise ModelError(f"{paths[prop.target]}: {err.message}") from None
+        result = _result(prop, network, verdict, time.monotonic() - start)
+        results.append(result)
+        statuses.append(result["status"])
+        if not args.json:
+            _print_result(result, network)
+    if args.json:
+        print(json.dumps(results, indent=1, allow_nan=False))
+    return _exit_status(statuses)
+
+
+# ---------------------------------------------------------------- vnnlib
+
+_ANSWERS = {"HOLDS": "unsat", "VIOLATED": "sat", "UNKNOWN": "unknown", "TIMEOUT": "timeout"}
+
+
+def _vnnlib(args: argparse.Namespace) -> int:
+    with _threads(args.threads):
+        return _vnnlib_answer(args)
+
+
+def _vnnlib_answer(args: argparse.Namespace) -> int:
+    from checkers.verdict import Status
+    from spec.vnnlib import read_vnnlib
+
+    if Path(args.network).suffix == ".vnnlib" and Path(args.vnnlib).suffix != ".vnnlib":
+        raise UsageError(f"the network comes first: certspec vnnlib {args.vnnlib} {args.network}")
+    loaded = read_vnnlib(args.vnnlib)
+    prop, network = loaded.properties[0], loaded.networks[0]
+    module = _load_models({network.name: args.network}, loaded)[network.name]
+    try:
+        verdict = _decide(module, prop, network, args.timeout, show_progress=False)
+    except ModelError as err:
+        raise ModelError(f"{args.network}: {err.message}") from None
+    print(_ANSWERS[verdict.status.name])
+    if verdict.status is Status.VIOLATED and verdict.witness is not None:
+        w = verdict.witness
+        pairs = [*(f"(X_{i} {v!r})" for i, v in enumerate(w.x)), *(f"(Y_{j} {v!r})" for j, v in enumerate(w.y))]
+        print("(" + "\n ".join(pairs) + ")")
     return 0
 
 
@@ -100,6 +359,38 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--property", help="the property's name (needed when the file has several)")
     export.add_argument("-o", "--output", help="write here instead of standard output")
     export.set_defaults(run=_export)
+    verify = sub.add_parser(
+        "verify", help="decide properties on models: exit 0 all hold, 1 some violated, 3 otherwise, 2 user error",
+        description="Decide each property (or those chosen) on the model of its network. Prints one line per "
+        "property: name, HOLDS / VIOLATED / UNKNOWN / TIMEOUT, seconds, and a violation's witness. "
+        "Exit status: 0 when every verdict is HOLDS, 1 when any is VIOLATED, 3 otherwise (UNKNOWN or "
+        "TIMEOUT), 2 for a user error.",
+    )
+    verify.add_argument("spec", metavar="SPEC", help="a .prop or .vnnlib file (a .vnnlib file's network is `net`)")
+    verify.add_argument(
+        "--model", action="append", required=True, metavar="[NAME=]PATH",
+        help="the model (.onnx, .pt or .pth) of network NAME; NAME= may be left out when SPEC declares one "
+        "network. Repeat for several networks.",
+    )
+    verify.add_argument("--property", action="append", metavar="NAME",
+                        help="decide only this property (repeatable); default: every property")
+    verify.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=f"time limit per property (default {DEFAULT_TIMEOUT:g})")
+    verify.add_argument("--threads", type=_count, default=1, metavar="N", help=THREADS_HELP)
+    verify.add_argument("--json", action="store_true", help="print one JSON list of results and nothing else")
+    verify.set_defaults(run=_verify)
+    vnnlib = sub.add_parser(
+        "vnnlib", help="VNN-COMP style: print sat / unsat / unknown / timeout and a counterexample",
+        description="Decide a VNN-LIB property on an ONNX network. The first line is sat (violated, followed "
+        "by the assignment ((X_0 v) ... (Y_0 v) ...)), unsat (holds), unknown or timeout. Exit status 0 "
+        "with an answer, 2 for an error.",
+    )
+    vnnlib.add_argument("network", metavar="NET", help="the network (.onnx, or a .pt/.pth checkpoint)")
+    vnnlib.add_argument("vnnlib", metavar="PROP.vnnlib", help="the VNN-LIB property (the violation it states)")
+    vnnlib.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=f"time limit (default {DEFAULT_TIMEOUT:g})")
+    vnnlib.add_argument("--threads", type=_count, default=1, metavar="N", help=THREADS_HELP)
+    vnnlib.set_defaults(run=_vnnlib)
     return parser
 
 

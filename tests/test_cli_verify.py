@@ -1,0 +1,331 @@
+"""`certspec verify` and `certspec vnnlib` on models, and the model files of checkers.models.
+
+The ACAS Xu tests read ../shared/data/acasxu and skip when it is absent; they use quick
+instances only (N1,1/phi1 is proven in about a second, N2,1/phi2 is falsified at once).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import spec
+from checkers.cli import main
+from checkers.models import load_model, open_model, save_model
+from checkers.semantics import compile_ordering, holds, in_part
+from conftest import EXAMPLES, shared_data
+from spec import ir
+from spec.errors import ModelError
+from spec.vnnlib import read_vnnlib
+
+ACAS = EXAMPLES / "acasxu" / "acasxu.prop"
+TIMEOUT = "30"
+
+TWO_NETWORKS = """\
+network a : real[2] -> real[2]
+  domain x[*] in [0, 1]
+network b : real[2] -> real[2]
+  domain x[*] in [0, 1]
+ensemble e = vote(a: 1, b: 1)
+
+property pa: require y[0] above y[1] for a
+property pv: require y[1] above y[0] for a
+property pb: require y[0] above y[1] for b
+property pe: require y[0] above y[1] for e
+"""
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "checkers.cli", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def acas_net(name: str) -> Path:
+    return shared_data("acasxu", f"ACASXU_run2a_{name}_batch_2000.onnx")
+
+
+@pytest.fixture
+def two_networks(tmp_path: Path) -> tuple[Path, Path]:
+    """A spec with networks a and b and an ensemble, and a model for a: y = (x0 + 1, 0)."""
+    prop = tmp_path / "two.prop"
+    prop.write_text(TWO_NETWORKS)
+    layer = nn.Linear(2, 2)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
+        layer.bias.copy_(torch.tensor([1.0, 0.0]))
+    model = tmp_path / "a.pt"
+    save_model(nn.Sequential(layer), (2,), model)
+    return prop, model
+
+
+def verify_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[dict[str, object]]]:
+    code = main(["verify", *args, "--json", "--timeout", TIMEOUT])
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out)
+
+
+# ---------------------------------------------------------------- verify on ACAS Xu
+
+
+def test_phi1_holds_on_n11(capsys: pytest.CaptureFixture[str]) -> None:
+    code, results = verify_json(capsys, str(ACAS), "--model", f"acas={acas_net('1_1')}", "--property", "phi1")
+    assert code == 0
+    assert len(results) == 1
+    assert results[0]["property"] == "phi1"
+    assert results[0]["status"] == "HOLDS"
+    assert results[0]["witness"] is None
+    assert isinstance(results[0]["seconds"], float)
+
+
+def test_phi2_is_violated_on_n21_with_a_witness_that_replays(capsys: pytest.CaptureFixture[str]) -> None:
+    path = acas_net("2_1")
+    code, results = verify_json(capsys, str(ACAS), "--model", str(path), "--property", "phi2")  # NAME= left out
+    assert code == 1
+    (result,) = results
+    assert result["status"] == "VIOLATED"
+    witness = result["witness"]
+    assert isinstance(witness, dict)
+    loaded = spec.load_file(ACAS)
+    prop, network = loaded.property("phi2"), loaded.network("acas")
+    x = torch.tensor([witness["x"]], dtype=torch.float32)
+    assert x.tolist() == [witness["x"]]  # the values are float32 numbers, printed exactly
+    assert bool(in_part(prop.region.parts[witness["part"]], x)[0])
+    assert network.input_norm is not None
+    assert witness["x_raw"] == pytest.approx(list(network.input_norm.to_raw(tuple(witness["x"]))))
+    with torch.no_grad():
+        y = load_model(path)(x)
+    # float32 sums depend on the batch the witness was found in: a batch of one agrees closely
+    assert y[0].tolist() == pytest.approx(witness["y"], rel=1e-5, abs=1e-6)
+    assert isinstance(prop.requirement, ir.Ordering)
+    assert not bool(holds(compile_ordering(prop.requirement, network.n_outputs), y)[0])
+
+
+def test_text_output_shows_the_witness_in_both_units(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["verify", str(ACAS), "--model", f"acas={acas_net('2_1')}", "--property", "phi2",
+                 "--timeout", TIMEOUT])
+    out = capsys.readouterr().out
+    assert code == 1
+    lines = out.splitlines()
+    assert re.fullmatch(r"phi2: VIOLATED \(\d+\.\d\d s\)", lines[0])
+    assert lines[1].startswith("  x     = rho=") and lines[1].endswith("(normalised)")
+    assert lines[2].startswith("  x raw = rho=")
+    assert lines[3].startswith("  y     = COC=")
+
+
+def test_a_torch_checkpoint_verifies_like_the_onnx_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from checkers.plnet import from_module
+
+    net = from_module(load_model(acas_net("1_1")), (5,))
+    layers: list[nn.Module] = []
+    for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+        linear = nn.Linear(w.shape[1], w.shape[0])
+        with torch.no_grad():
+            linear.weight.copy_(w)
+            linear.bias.copy_(b)
+        layers += [linear] if k == len(net.weights) - 1 else [linear, nn.ReLU()]
+    checkpoint = tmp_path / "n11.pt"
+    save_model(nn.Sequential(*layers), (5,), checkpoint)
+    code, results = verify_json(capsys, str(ACAS), "--model", f"acas={checkpoint}", "--property", "phi1")
+    assert (code, results[0]["status"]) == (0, "HOLDS")
+
+
+# ---------------------------------------------------------------- vnnlib (VNN-COMP style)
+
+
+def test_vnnlib_unsat(capsys: pytest.CaptureFixture[str]) -> None:
+    prop = shared_data("acasxu", "prop_1.vnnlib")
+    assert main(["vnnlib", str(acas_net("1_1")), str(prop), "--timeout", TIMEOUT]) == 0
+    assert capsys.readouterr().out == "unsat\n"
+
+
+def test_vnnlib_sat_prints_an_assignment_in_the_box() -> None:
+    prop_path = shared_data("acasxu", "prop_2.vnnlib")
+    result = run("vnnlib", str(acas_net("2_1")), str(prop_path), "--timeout", TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    first, *rest = result.stdout.splitlines()
+    assert first == "sat"
+    body = "\n".join(rest)
+    assert body.startswith("((X_0 ") and body.endswith("))")
+    pairs = re.findall(r"\((X|Y)_(\d+) (\S+?)\)", body)
+    xs = [float(v) for kind, _, v in pairs if kind == "X"]
+    ys = [float(v) for kind, _, v in pairs if kind == "Y"]
+    assert [int(i) for kind, i, _ in pairs if kind == "X"] == list(range(5))
+    assert len(ys) == 5
+    prop = read_vnnlib(prop_path).properties[0]
+    assert any(bool(in_part(part, torch.tensor([xs], dtype=torch.float64))[0]) for part in prop.region.parts)
+    assert isinstance(prop.requirement, ir.Ordering)
+    assert not bool(holds(compile_ordering(prop.requirement, 5), torch.tensor([ys]))[0])
+
+
+# ---------------------------------------------------------------- ensembles, networks without a model
+
+
+def test_properties_without_a_model_or_on_an_ensemble_are_unknown(
+    two_networks: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    prop, model = two_networks
+    code, results = verify_json(capsys, str(prop), "--model", f"a={model}")
+    by_name = {r["property"]: r for r in results}
+    assert [r["property"] for r in results] == ["pa", "pv", "pb", "pe"]
+    assert by_name["pa"]["status"] == "HOLDS"
+    assert by_name["pv"]["status"] == "VIOLATED"
+    witness = by_name["pv"]["witness"]
+    assert isinstance(witness, dict) and witness["x_raw"] is None  # no input normalisation
+    assert by_name["pb"]["status"] == "UNKNOWN" and "no model for network b" in str(by_name["pb"]["reason"])
+    assert by_name["pe"]["status"] == "UNKNOWN" and "ensemble" in str(by_name["pe"]["reason"])
+    assert code == 1
+
+
+def test_exit_status_3_when_undecided_and_none_violated(
+    two_networks: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    prop, model = two_networks
+    code, results = verify_json(capsys, str(prop), "--model", f"a={model}", "--property", "pa", "--property", "pe")
+    assert [r["status"] for r in results] == ["HOLDS", "UNKNOWN"]
+    assert code == 3
+
+
+# ---------------------------------------------------------------- user errors: exit 2, a message, no traceback
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("acas={tmp}/missing.onnx", "certspec: error: {tmp}/missing.onnx: no such file"),
+        ("acs={n11}", "has no network 'acs' (did you mean 'acas'?)"),
+        ("acas={tmp}/small.pt", "{tmp}/small.pt: the model maps 5 inputs to 3 scores, but network acas is declared "
+                                "real[5] -> real[5]"),
+        ("acas={tmp}/corrupt.onnx", "{tmp}/corrupt.onnx: not a readable ONNX model"),
+        ("acas={tmp}/model.txt", "unknown model format '.txt'"),
+    ],
+)
+def test_model_errors_exit_2(model: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    n11 = acas_net("1_1")
+    save_model(nn.Sequential(nn.Linear(5, 3)), (5,), tmp_path / "small.pt")
+    (tmp_path / "corrupt.onnx").write_bytes(b"\x08\x07\x12\x04junk" + bytes(range(256)))
+    assert main(["verify", str(ACAS), "--model", model.format(tmp=tmp_path, n11=n11), "--property", "phi1"]) == 2
+    captured = capsys.readouterr()
+    assert message.format(tmp=tmp_path) in captured.err
+    assert captured.out == ""
+
+
+def test_missing_and_corrupt_models_from_the_command_line(tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"not an onnx model at all \xff\xfe")
+    for model, message in ((tmp_path / "missing.onnx", "no such file"), (corrupt, "not a readable ONNX model")):
+        result = run("verify", str(ACAS), "--model", f"acas={model}", "--json")
+        assert result.returncode == 2
+        assert result.stderr.startswith(f"certspec: error: {model}: {message}")
+        assert "Traceback" not in result.stderr
+        assert result.stdout == ""
+    result = run("vnnlib", str(corrupt), str(EXAMPLES / "acasxu" / "acasxu.prop"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_a_chosen_property_whose_network_has_no_model_is_an_error(
+    two_networks: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    prop, model = two_networks
+    assert main(["verify", str(prop), "--model", f"a={model}", "--property", "pb"]) == 2
+    err = capsys.readouterr().err
+    assert "property pb is about network b, which has no model: give --model b=PATH" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "{model}"], "declares 2 networks (a, b): say which one with --model NAME=PATH"),
+        (["--model", "e={model}"], "e is an ensemble; give a model for each member (a, b)"),
+        (["--model", "a={model}", "--model", "a={model}"], "network a already has the model"),
+        (["--model", "a={model}", "--property", "pz"], "has no property 'pz'"),
+    ],
+)
+def test_bad_model_names_exit_2(
+    args: list[str], message: str, two_networks: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    prop, model = two_networks
+    assert main(["verify", str(prop), *(a.format(model=model) for a in args)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_swapped_vnnlib_arguments_are_named(capsys: pytest.CaptureFixture[str]) -> None:
+    net, prop = acas_net("1_1"), shared_data("acasxu", "prop_1.vnnlib")
+    assert main(["vnnlib", str(prop), str(net)]) == 2
+    assert "the network comes first" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- checkers.models
+
+
+def test_save_then_load_gives_the_same_outputs(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    conv = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(64, 10))
+    save_model(conv, (1, 8, 8), tmp_path / "conv.pth")
+    loaded = open_model(tmp_path / "conv.pth")
+    assert loaded.input_shape == (1, 8, 8)
+    x = torch.rand(7, 64)
+    with torch.no_grad():
+        assert torch.equal(loaded.module(x), conv(x.reshape(7, 1, 8, 8)))
+    dense = nn.Sequential(nn.Linear(5, 20), nn.ReLU(), nn.Linear(20, 3))
+    save_model(dense, (5,), tmp_path / "dense.pt")
+    again = load_model(tmp_path / "dense.pt")
+    with torch.no_grad():
+        assert torch.equal(again(x[:, :5]), dense(x[:, :5]))
+    save_model(loaded.module, (1, 8, 8), tmp_path / "again.pt")  # the leading reshape is dropped
+    assert torch.equal(load_model(tmp_path / "again.pt")(x), loaded.module(x))
+
+
+class _Payload:
+    """Unpickling this would create a file: a checkpoint holding it must be refused unopened."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_checkpoint_with_a_pickled_object_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    layer = nn.Linear(2, 2)
+    bad = tmp_path / "bad.pt"
+    torch.save({"input_shape": [2], "layers": [["linear", 2, 2]],
+                "state_dict": {"0.weight": layer.weight.detach(), "0.bias": _Payload(marker)}}, bad)
+    with pytest.raises(ModelError, match=r"bad\.pt: refused: the checkpoint holds a pickled object"):
+        load_model(bad)
+    assert not marker.exists()
+    whole = tmp_path / "whole.pt"
+    torch.save(nn.Sequential(layer), whole)
+    with pytest.raises(ModelError, match=r"refused: .*torch\.nn\.modules\.container\.Sequential"):
+        load_model(whole)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"0.weight": torch.zeros(2, 2)}, "must be a dict with exactly the keys"),
+        ({"input_shape": [2], "layers": [["dense", 2, 2]], "state_dict": {}}, "unknown kind 'dense'"),
+        ({"input_shape": [2], "layers": [["linear", 2]], "state_dict": {}}, "linear takes 2 integers"),
+        ({"input_shape": [0], "layers": [["relu"]], "state_dict": {}}, "input_shape dimension must be"),
+        ({"input_shape": [2], "layers": [["linear", 2, 10**9]], "state_dict": {}}, "missing ['0.bias', '0.weight']"),
+        ({"input_shape": [2], "layers": [["linear", 2, 3]],
+          "state_dict": {"0.weight": torch.zeros(3, 3), "0.bias": torch.zeros(3)}}, "has shape [3, 3]"),
+        ({"input_shape": [3], "layers": [["linear", 2, 3]],
+          "state_dict": {"0.weight": torch.zeros(3, 2), "0.bias": torch.zeros(3)}}, "do not fit input_shape [3]"),
+    ],
+)
+def test_malformed_checkpoints_are_model_errors(data: object, message: str, tmp_path: Path) -> None:
+    path = tmp_path / "m.pt"
+    torch.save(data, path)
+    with pytest.raises(ModelError) as info:
+        load_model(path)
+    assert str(info.value).startswith(f"{path}: ")
+    assert message in str(info.value)
