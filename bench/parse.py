@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import time
+from collections.abc import Callable
 
 import lark
 
@@ -74,27 +74,33 @@ def generate(n: int, seed: int = 0) -> str:
     return "\n".join(out)
 
 
-def best_of(repeat: int, fn: object) -> float:
-    times = []
+def best_times(repeat: int, *fns: Callable[[], object]) -> list[float]:
+    """The best of `repeat` timings of each function, run interleaved (so that a change in
+    the machine's load hits every contender alike)."""
+    best = [float("inf")] * len(fns)
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()  # type: ignore[operator]
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for k, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - start)
+    return best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--properties", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     text = generate(args.properties)
     bare = lark.Lark(grammar_text(), parser="lalr")
     loaded = spec.load(text, "generated.prop")  # warm-up; builds our parser once
     assert len(loaded.properties) == args.properties
-    t_bare = best_of(args.repeat, lambda: bare.parse(text))
-    t_parse = best_of(args.repeat, lambda: spec.parse(text, "generated.prop"))
-    t_ours = best_of(args.repeat, lambda: spec.load(text, "generated.prop"))
+    t_bare, t_parse, t_ours = best_times(
+        args.repeat,
+        lambda: bare.parse(text),
+        lambda: spec.parse(text, "generated.prop"),
+        lambda: spec.load(text, "generated.prop"),
+    )
     print(f"{args.properties} properties, {len(text) / 1024:.0f} KiB, best of {args.repeat}")
     print(f"  bare lark parse (tree):          {t_bare * 1e3:8.1f} ms   1.00x")
     print(f"  certspec parse (AST):            {t_parse * 1e3:8.1f} ms   {t_parse / t_bare:.2f}x")

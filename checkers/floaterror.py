@@ -14,8 +14,9 @@ gamma_k = k u / (1 - k u), u = 2^-24. Propagated through every original affine o
 magnitude of the float32 input of that operation (interval bounds of the real values,
 tightened by the verifier's hidden-layer bounds, plus E_in). ReLU is exact and
 1-Lipschitz, so it passes E through, except where the real pre-activation is at most
--E: there both the real and the float32 neuron are exactly 0, and so is the error. Float32 inputs are exact (E_0 = 0). `u` is raised
-by 2^-50 to cover the float64 folding of the weights into `PLNet`.
+-E: there both the real and the float32 neuron are exactly 0, and so is the error.
+Float32 inputs are exact (E_0 = 0). `u` is raised by 2^-50 to cover the float64
+folding of the weights into `PLNet`.
 """
 
 from __future__ import annotations

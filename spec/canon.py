@@ -79,6 +79,8 @@ def _absorbed(conjs: Iterable[frozenset[Atom]]) -> Dnf:
 def dnf_and(a: Dnf, b: Dnf) -> Dnf:
     """The product of two DNFs, absorbed as it goes (so chains of products stay small)."""
     _check_size(len(a) * len(b))
+    if len(a) == 1 and len(b) == 1:
+        return (a[0] | b[0],)
     return _absorbed(x | y for x in a for y in b)
 
 

@@ -17,7 +17,7 @@ import math
 from spec import canon
 from spec import syntax as s
 from spec.errors import CheckError, SpecError, Span
-from spec.ir import Box, Decide, HalfSpace, Network, Order, RegionPart
+from spec.ir import Box, Decide, HalfSpace, Linear, Network, Order, RegionPart
 from spec.linear import Lin, Scope, constant, evaluate
 
 Parts = tuple[RegionPart, ...]
@@ -47,6 +47,14 @@ def _normalised(lin: Lin, kind: str, net: Network) -> tuple[dict[int, float], fl
     return coeffs, const
 
 
+def _check_finite(e: s.Cond, *numbers: float) -> None:
+    """Raw numbers are finite (spec.linear); normalising or dividing by a coefficient may overflow."""
+    if not all(map(math.isfinite, numbers)):
+        raise CheckError(
+            "this condition is out of range: once normalised, a coefficient or bound is not a finite float", e.span
+        )
+
+
 def _only(lin: Lin, kind: str, e: s.Cond) -> None:
     if not lin.coeffs:
         raise CheckError("this comparison has no variable in it", e.span)
@@ -62,7 +70,11 @@ def _only(lin: Lin, kind: str, e: s.Cond) -> None:
 def _input_bound(lin: Lin, strict: bool, net: Network, e: s.Cond) -> canon.Bound | HalfSpace | bool:
     _only(lin, "x", e)
     coeffs, const = _normalised(lin, "x", net)
-    return canon.input_bound(coeffs, -const, strict)
+    _check_finite(e, const, *coeffs.values())
+    bound = canon.input_bound(coeffs, -const, strict)
+    if isinstance(bound, tuple) and not math.isfinite(bound[1]):
+        _check_finite(e, bound[1])
+    return bound
 
 
 def _interval_bounds(e: s.Interval, scope: Scope) -> tuple[float, float]:
@@ -177,7 +189,11 @@ def _above(a: int, b: int, decide: Decide) -> canon.Dnf:
 def _output_atom(lin: Lin, strict: bool, net: Network, e: s.Cond) -> canon.Dnf:
     _only(lin, "y", e)
     coeffs, const = _normalised(lin, "y", net)
-    return canon.dnf_of(canon.output_atom(coeffs, -const, strict))
+    _check_finite(e, const, *coeffs.values())
+    atom = canon.output_atom(coeffs, -const, strict)
+    if isinstance(atom, Linear):
+        _check_finite(e, atom.bound)
+    return canon.dnf_of(atom)
 
 
 def requirement_dnf(e: s.Cond, scope: Scope, net: Network) -> canon.Dnf:

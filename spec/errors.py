@@ -20,9 +20,13 @@ class Source:
     text: str = field(repr=False)
 
     def line(self, number: int) -> str:
-        """Return line `number` (1-based) without its newline, or '' past the end."""
-        lines = self.text.splitlines()
-        return lines[number - 1] if 1 <= number <= len(lines) else ""
+        """Return line `number` (1-based) without its newline, or '' past the end.
+
+        Lines end at "\n" only, as the parser counts them (str.splitlines would also split
+        at form feeds, "\u2028" and others, and show the wrong line under a caret).
+        """
+        lines = self.text.split("\n")
+        return lines[number - 1].removesuffix("\r") if 1 <= number <= len(lines) else ""
 
 
 @dataclass(frozen=True)
@@ -45,11 +49,8 @@ class Span:
     def caret(self) -> str:
         """The source line of the start, and `^~~~` under the span (clipped to that line)."""
         text = self.source.line(self.line)
-        width = 1
-        if self.end_line == self.line:
-            width = max(1, self.end_column - self.column)
-        else:
-            width = max(1, len(text) - self.column + 1)
+        end = self.end_column if self.end_line == self.line else len(text) + 1
+        width = max(1, end - self.column)
         pad = "".join("\t" if ch == "\t" else " " for ch in text[: self.column - 1])
         return f"{text}\n{pad}^{'~' * (width - 1)}"
 

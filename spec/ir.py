@@ -308,9 +308,8 @@ def _finite(value: float, what: str) -> None:
 def _validate_box(box: Box, n: int, where: str) -> None:
     for field in (box.lower, box.upper, box.lower_strict, box.upper_strict):
         _check(len(field) == n, f"{where}: box has {len(field)} coordinates, expected {n}")
-    for i in range(n):
-        _check(not math.isnan(box.lower[i]) and not math.isnan(box.upper[i]), f"{where}: NaN bound")
-        _check(box.lower[i] != math.inf and box.upper[i] != -math.inf, f"{where}: bound of x[{i}] is on the wrong side")
+    _check(not any(math.isnan(v) for v in (*box.lower, *box.upper)), f"{where}: NaN bound")
+    _check(math.inf not in box.lower and -math.inf not in box.upper, f"{where}: an infinite bound is on the wrong side")
 
 
 def _validate_coeffs(coeffs: tuple[tuple[int, float], ...], n: int, where: str) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from spec import syntax as s
 from spec.errors import CheckError, ScopeError, did_you_mean
+from spec.parser import keywords
 
 Var = tuple[str, int]
 
@@ -51,6 +52,8 @@ class Scope:
             return Lin({("x", self.inputs[e.name]): 1.0})
         if e.name in self.labels:
             return Lin({("y", self.labels[e.name]): 1.0})
+        if e.name in keywords():  # the lexer reads a keyword as a NAME where only a name fits
+            raise ScopeError(f"{e.name!r} is a reserved word, not a name", e.span)
         known = [*self.consts, *self.inputs, *self.labels]
         where = f" in network {self.network}" if self.network else ""
         raise ScopeError(f"unknown name {e.name!r}{where}{did_you_mean(e.name, known)}", e.span)

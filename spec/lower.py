@@ -26,7 +26,6 @@ from spec.ir import (
     Network,
     Normalization,
     Property,
-    Region,
     RegionPart,
     Robust,
     RobustKind,
@@ -55,23 +54,40 @@ def _declared_names(module: s.Module) -> None:
 
 def _constants(module: s.Module) -> dict[str, float]:
     consts: dict[str, float] = {}
+    declared = {item.name: item for item in module.items if isinstance(item, s.ConstDecl)}
     for item in module.items:
         if isinstance(item, s.ConstDecl):
+            _used_before_definition(item.value, consts, declared)
             consts[item.name] = constant(item.value, Scope(dict(consts)), "constant")
     return consts
+
+
+def _used_before_definition(e: s.Expr, consts: dict[str, float], declared: dict[str, s.ConstDecl]) -> None:
+    """A constant may use only the constants above it: name a later one precisely."""
+    stack = [e]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, s.Name) and node.name not in consts and node.name in declared:
+            line = declared[node.name].span.line
+            raise ScopeError(f"constant {node.name!r} is used before its definition at line {line}", node.span)
+        if isinstance(node, s.Neg):
+            stack.append(node.operand)
+        elif isinstance(node, s.BinOp):
+            stack += [node.right, node.left]
 
 
 def _vector(v: s.Expr | s.Vector, n: int, scope: Scope, what: str) -> tuple[float, ...]:
     if isinstance(v, s.Vector):
         if len(v.items) != n:
-            raise CheckError(f"{what} has {len(v.items)} values; expected {n}", v.span)
-        return tuple(constant(e, scope, what) for e in v.items)
-    return (constant(v, scope, what),) * n
+            raise CheckError(f"{what} has {len(v.items)} value{'s' * (len(v.items) != 1)}; expected {n}", v.span)
+        return tuple(constant(e, scope, what.removeprefix("the ")) for e in v.items)
+    return (constant(v, scope, what.removeprefix("the ")),) * n
 
 
 def _names(names: tuple[s.Name, ...], n: int, what: str, span: Span, consts: dict[str, float]) -> dict[str, int]:
     if len(names) != n:
-        raise CheckError(f"{len(names)} {what} given for {n} {'outputs' if what == 'labels' else 'inputs'}", span)
+        given = "labels" if what == "labels" else "input names"
+        raise CheckError(f"{len(names)} {given} given for {n} {'outputs' if what == 'labels' else 'inputs'}", span)
     out: dict[str, int] = {}
     reserved = keywords()
     for i, name in enumerate(names):
@@ -143,7 +159,12 @@ class _NetworkBuilder:
             return box
         for interval in domain.intervals:
             for subject in interval_subjects(interval, self.scope):
-                if len(subject.coeffs) != 1 or next(iter(subject.coeffs.values())) != 1.0 or subject.const:
+                if (
+                    subject.kinds() != {"x"}
+                    or len(subject.coeffs) != 1
+                    or next(iter(subject.coeffs.values())) != 1.0
+                    or subject.const
+                ):
                     raise CheckError("a domain interval must bound one input", interval.span)
             (part,) = region_parts(interval, self.scope, net)
             box = box.intersect(part.box)
@@ -229,7 +250,8 @@ class _Lowering:
                 self.ensembles[item.name] = _ensemble(item, self.nets, ens_names, self.consts)
             elif isinstance(item, s.PropertyDecl):
                 self.properties.append(self._property(item, last_net))
-        spec = Spec(tuple(self.nets.values()), tuple(self.ensembles.values()), tuple(self.datasets.values()), tuple(self.properties))
+        nets, ensembles, datasets = self.nets.values(), self.ensembles.values(), self.datasets.values()
+        spec = Spec(tuple(nets), tuple(ensembles), tuple(datasets), tuple(self.properties))
         return validate(spec)
 
     def _target(self, decl: s.PropertyDecl, last_net: str | None) -> tuple[str, str]:
@@ -276,7 +298,12 @@ class _Lowering:
                     "once normalised: normalise the inputs by one range",
                     body.eps.span,
                 )
-            eps = eps / ranges.pop()
+            raw, rng = eps, ranges.pop()
+            eps = raw / rng
+            if not (eps > 0 and math.isfinite(eps)):
+                raise CheckError(
+                    f"eps={raw!r} is {eps!r} once divided by the input range {rng!r}: out of range", body.eps.span
+                )
         kind = self._robust_kind(body, net, scope)
         points = tuple(self._point(p, net, scope) for p in body.points)
         dataset = None
@@ -311,8 +338,14 @@ class _Lowering:
         raw = _vector(p, net.n_inputs, scope, "the point")
         norm = net.input_norm or Normalization.identity(net.n_inputs)
         point = tuple((v - m) / r for v, m, r in zip(raw, norm.mean, norm.range, strict=True))
-        if not net.domain.contains(point):
-            raise CheckError(f"the point lies outside the domain of network {net.name}", p.span)
+        if not all(math.isfinite(v) for v in point):
+            raise CheckError("the point is out of range once normalised (a coordinate is not a finite float)", p.span)
+        box = net.domain
+        for i, v in enumerate(point):
+            lo, hi, ls, us = box.lower[i], box.upper[i], box.lower_strict[i], box.upper_strict[i]
+            if v < lo or v > hi or (ls and v == lo) or (us and v == hi):
+                name, span = net.input_names[i], p.items[i].span
+                raise CheckError(f"the point lies outside the domain of network {net.name}: {name} = {raw[i]!r}", span)
         return point
 
 

@@ -64,6 +64,14 @@ class _Build(lark.Transformer[Token, Any]):
         """Children without punctuation and keyword tokens (NAMEs and values stay)."""
         return [c for c in children if not isinstance(c, Token) or c.type in _VALUE_TOKENS]
 
+    def _int(self, tok: Token) -> int:
+        """An INT token's value; too many digits is a ParseError (int() refuses 4300+ digits)."""
+        digits = str(tok).lstrip("0") or "0"
+        if len(digits) > MAX_INT_DIGITS:
+            shown = digits[:12] + "..." + digits[-4:]
+            raise ParseError(f"integer {shown!r} has more than {MAX_INT_DIGITS} digits", self._span([tok]))
+        return int(digits)
+
     # -- expressions
     def number(self, c: list[Any]) -> s.Number:
         return s.Number(float(c[0]), self._span(c))
@@ -72,7 +80,7 @@ class _Build(lark.Transformer[Token, Any]):
         return s.Name(str(c[0]), self._span(c))
 
     def index(self, c: list[Any]) -> s.Index:
-        return s.Index(str(c[0]), int(c[2]), self._span(c))
+        return s.Index(str(c[0]), self._int(c[2]), self._span(c))
 
     def index_all(self, c: list[Any]) -> s.Index:
         return s.Index(str(c[0]), None, self._span(c))
@@ -134,7 +142,7 @@ class _Build(lark.Transformer[Token, Any]):
     # -- network clauses
     def shape(self, c: list[Any]) -> tuple[int, ...]:
         # ints straight from the INT tokens: a float would round 2**53 + 1 and overflow on 400 digits
-        return tuple(int(t) for t in self._kept(c))
+        return tuple(self._int(t) for t in self._kept(c))
 
     def _names(self, c: list[Any]) -> tuple[s.Name, ...]:
         return tuple(s.Name(str(t), self._span([t])) for t in self._kept(c))
@@ -192,7 +200,7 @@ class _Build(lark.Transformer[Token, Any]):
         return ("local", None, ())
 
     def top_k(self, c: list[Any]) -> tuple[str, int | None, tuple[tuple[s.Expr, ...], ...]]:
-        return ("top", int(c[1]), ())
+        return ("top", self._int(c[1]), ())
 
     def within(self, c: list[Any]) -> tuple[str, int | None, tuple[tuple[s.Expr, ...], ...]]:
         return ("within", None, tuple(v.items for v in self._kept(c)))
@@ -214,7 +222,8 @@ class _Build(lark.Transformer[Token, Any]):
         desc = _unquote(str(kept[1])) if isinstance(kept[1], Token) and kept[1].type == "STRING" else None
         body = next(k for k in kept if isinstance(k, s.OrderingBody | s.RobustBody))
         last = kept[-1]
-        target = s.Name(str(last), self._span([last])) if isinstance(last, Token) and last.type == "NAME" and last is not kept[0] else None
+        named = isinstance(last, Token) and last.type == "NAME" and last is not kept[0]
+        target = s.Name(str(last), self._span([last])) if named else None
         return s.PropertyDecl(name, body, desc, target, self._span(c))
 
     def start(self, c: list[Any]) -> s.Module:
@@ -222,6 +231,9 @@ class _Build(lark.Transformer[Token, Any]):
             return s.Module((), Span(self.source, 1, 1, 1, 1))
         return s.Module(tuple(c), self._span(c))
 
+
+MAX_INT_DIGITS = 100
+MAX_DEPTH = 200  # levels of the AST, the module being level 0
 
 _VALUE_TOKENS = frozenset({"NAME", "STRING", "INT", "NUMBER", "BRACKET"})
 
@@ -271,10 +283,11 @@ class _Parser:
         with self.lock:
             self.builder.source = source
             try:
-                result: s.Module = self.lark.parse(source.text)
+                result: s.Module = self.lark.parse(source.text)  # type: ignore[assignment]  # the builder's start()
             except lark.exceptions.UnexpectedInput as err:
                 raise self._syntax_error(err, source) from None
-            return result
+        _check_depth(result)
+        return result
 
     def _syntax_error(self, err: lark.exceptions.UnexpectedInput, source: Source) -> ParseError:
         expected = sorted({self.describe(t) for t in getattr(err, "expected", None) or getattr(err, "allowed", None) or ()})
@@ -289,9 +302,33 @@ class _Parser:
             return ParseError(f"unexpected {str(tok)!r}{tail}", span)
         if isinstance(err, lark.exceptions.UnexpectedCharacters):
             span = Span(source, err.line, err.column, err.line, err.column + 1)
+            if err.char == '"' and "STRING" in (err.allowed or ()):
+                return ParseError('unterminated string: the closing " must be on the same line', span)
             return ParseError(f"unexpected character {err.char!r}{tail}", span)
         line, col = _end_of_text(source.text)
         return ParseError(f"unexpected end of file{tail}", Span(source, line, col, line, col))
+
+
+def _check_depth(module: s.Module) -> None:
+    """Refuse an AST deeper than MAX_DEPTH levels (walked without recursion).
+
+    The LALR parser itself has no recursion limit, but the passes after it (lowering,
+    printing, equality of nodes) recurse once or twice per level: without this check a
+    deep text would end in a RecursionError instead of a SpecError.
+    """
+    stack: list[tuple[Any, int]] = [(module, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, tuple):
+            stack.extend((n, depth) for n in node)
+        elif hasattr(node, "__dataclass_fields__"):
+            if depth > MAX_DEPTH:
+                raise ParseError(
+                    f"this is nested too deeply: more than {MAX_DEPTH} levels of operators, "
+                    "`not`s or parenthesised sub-expressions",
+                    node.span,
+                )
+            stack.extend((v, depth + 1) for k, v in vars(node).items() if k != "span")
 
 
 def _end_of_text(text: str) -> tuple[int, int]:

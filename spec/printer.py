@@ -94,6 +94,10 @@ def _clause(c: s.Clause) -> str:
     return f"decide {c.rule}"
 
 
+def _dims(shape: tuple[int, ...]) -> str:
+    return ", ".join(map(str, shape))
+
+
 def _member(m: s.Member | s.Alpha) -> str:
     if isinstance(m, s.Alpha):
         return f"alpha {expr(m.value)}"
@@ -113,8 +117,7 @@ def _body(b: s.OrderingBody | s.RobustBody) -> list[str]:
 
 def item(i: s.Item) -> str:
     if isinstance(i, s.NetworkDecl):
-        dims = lambda d: ", ".join(map(str, d))  # noqa: E731
-        head = f"network {i.name} : real[{dims(i.input_shape)}] -> real[{dims(i.output_shape)}]"
+        head = f"network {i.name} : real[{_dims(i.input_shape)}] -> real[{_dims(i.output_shape)}]"
         return "\n".join([head, *("  " + _clause(c) for c in i.clauses)])
     if isinstance(i, s.ConstDecl):
         return f"const {i.name} = {expr(i.value)}"
