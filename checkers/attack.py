@@ -25,22 +25,39 @@ def _clip(x: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Te
     return torch.maximum(torch.minimum(x, upper), lower)
 
 
+def _targets(rows: Rows, starts: int) -> torch.Tensor:
+    """For each start, one atom per disjunct to break (start s takes atom s mod size)."""
+    choice = [[conj[(s + i) % len(conj)] if conj else -1 for i, conj in enumerate(rows.disjuncts)] for s in range(starts)]
+    return torch.tensor(choice, dtype=torch.long)
+
+
+def targeted_margin(rows: Rows, y: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """min over disjuncts of the chosen atom's G y + g, per start: >= 0 breaks every disjunct."""
+    values = y.to(torch.float64) @ rows.matrix.T + rows.consts
+    safe = targets.clamp(min=0)
+    chosen = values.gather(1, safe)
+    chosen = torch.where(targets < 0, torch.full_like(chosen, -torch.inf), chosen)  # an empty disjunct always holds
+    return chosen.min(dim=1).values
+
+
 def pgd(
     module: nn.Module, rows: Rows, lower: torch.Tensor, upper: torch.Tensor, *,
     starts: int = 16, steps: int = 30, generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Candidates (starts * (steps + 1), n) in float32 inside the box [lower, upper] (n,).
 
-    Sign-gradient ascent on `violation_margin`, from random starts, with a step that
-    shrinks from a quarter of the box width; every iterate is returned.
+    Sign-gradient ascent from random starts. Each start targets one atom per disjunct
+    (a violation must break every disjunct), cycling through the atoms, so the gradient
+    never stalls on a max; the step shrinks from a quarter of the box width.
     """
     lo32, hi32 = inner_float32(lower, upper)
     width = hi32 - lo32
+    targets = _targets(rows, starts)
     x = lo32 + torch.rand(starts, lo32.numel(), generator=generator) * width
     trail = [x.clone()]
     for step in range(steps):
         x = x.detach().requires_grad_(True)
-        margin = violation_margin(rows, module(x))
+        margin = targeted_margin(rows, module(x), targets) if rows.disjuncts else violation_margin(rows, module(x))
         (grad,) = torch.autograd.grad(margin.sum(), x)
         size = 0.25 * (1.0 - step / steps) + 0.01
         x = _clip(x.detach() + size * width * grad.sign(), lo32, hi32)
