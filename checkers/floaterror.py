@@ -36,23 +36,7 @@ def gamma(k: int) -> float:
 
 def output_error(net: PLNet, lower: torch.Tensor, upper: torch.Tensor, hidden: HiddenBounds | None = None) -> torch.Tensor:
     """A bound (B, m) on |f32(x) - f(x)| for every float32 x in each box [lower, upper] (B, n)."""
-    lo, hi = lower.to(torch.float64), upper.to(torch.float64)
-    err = torch.zeros_like(lo)
-    last = len(net.ops) - 1
-    for k, layer_ops in enumerate(net.ops):
-        for op in layer_ops:
-            abs_m = op.matrix.abs()
-            magnitude = torch.maximum(lo.abs(), hi.abs()) + err
-            err = err @ abs_m.T + gamma(op.terms) * (magnitude @ abs_m.T + op.offset.abs())
-            centre, radius = (lo + hi) / 2 @ op.matrix.T + op.offset, (hi - lo) / 2 @ abs_m.T
-            lo, hi = centre - radius, centre + radius
-        if k < last:
-            if hidden is not None:
-                lo, hi = torch.maximum(lo, hidden.lower[k]), torch.minimum(hi, hidden.upper[k])
-            # a neuron whose real pre-activation stays below -err is 0 in float32 too: no error
-            err = torch.where(hi + err < 0, torch.zeros_like(err), err)
-            lo, hi = lo.clamp(min=0), hi.clamp(min=0)
-    return err
+    return _local_errors(net, lower, upper, hidden)[3]
 
 
 def _local_errors(net: PLNet, lower: torch.Tensor, upper: torch.Tensor, hidden: HiddenBounds | None) -> tuple[
