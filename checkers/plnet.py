@@ -100,11 +100,10 @@ def _rounding_ops(layer: nn.Module, matrix: torch.Tensor, offset: torch.Tensor) 
         mean = layer.running_mean
         if mean is None:
             raise ModelError("the verifier cannot bound batch norm without running statistics")
-        per_channel = matrix.diagonal() * 0 + 1  # the same flat size as the layer's input
-        channels = mean.numel()
-        centred = -mean.to(torch.float64).repeat_interleave(per_channel.numel() // channels)
+        size = matrix.shape[1]  # flat size of the layer's input: channels times positions
+        centred = -mean.to(torch.float64).repeat_interleave(size // mean.numel())
         return [
-            AffineOp(torch.diag(per_channel), centred, 2),
+            AffineOp(torch.eye(size, dtype=torch.float64), centred, 2),
             AffineOp(matrix, offset - matrix @ centred, 5),
         ]
     terms = int((matrix != 0).sum(dim=1).max().item()) + 1 if matrix.numel() else 1

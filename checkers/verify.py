@@ -112,7 +112,9 @@ class _Search:
             idx = [i for i, _ in h.coeffs]
             c = torch.tensor([c for _, c in h.coeffs], dtype=torch.float64)
             least = torch.where(c > 0, lo[:, idx], hi[:, idx]) @ c
-            out |= least > h.bound * (1 + 1e-12) + 1e-12 if not h.strict else least >= h.bound * (1 + 1e-12) + 1e-12
+            # clear the bound by more than the float64 rounding of `least` (then strictness is moot)
+            scale = torch.maximum(lo[:, idx].abs(), hi[:, idx].abs()) @ c.abs() + abs(h.bound)
+            out |= least > h.bound + 1e-12 * scale
         return out
 
     def prove(self, target: _Part, progress: Progress | None) -> Verdict:

@@ -1,0 +1,98 @@
+"""The verifier on hand-built networks: half-space regions, robustness at points, UNKNOWN reasons."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+import spec
+from checkers.semantics import compile_ordering, holds, in_part
+from checkers.verdict import Status
+from checkers.verify import VerifyOptions, verify_property
+
+OPTIONS = VerifyOptions(timeout=20.0)
+
+
+def identity_net() -> nn.Module:
+    """y = (x0, x1): scores are the inputs themselves, so every verdict is known by hand."""
+    layer = nn.Linear(2, 2)
+    layer.weight = nn.Parameter(torch.eye(2))
+    layer.bias = nn.Parameter(torch.zeros(2))
+    return nn.Sequential(layer).eval()
+
+
+def relu_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+
+
+HEADER = "network n : real[2] -> real[2]\n  domain x[*] in [0, 1]\n"
+
+
+def verdict(text: str, module: nn.Module, name: str = "p", timeout: float = 20.0) -> tuple[Status, object]:
+    loaded = spec.load(HEADER + text, "t.prop")
+    v = verify_property(module, loaded.property(name), loaded.networks[0], VerifyOptions(timeout=timeout))
+    return v.status, v
+
+
+def test_halfspace_region_holds_when_the_halfspace_excludes_the_violations() -> None:
+    # y0 > y1 fails exactly where x0 <= x1; the half-space x0 - x1 >= 0.1 keeps only x0 > x1
+    status, _ = verdict("property p:\n  when x[0] - x[1] >= 0.1\n  require y[0] > y[1]", identity_net())
+    assert status is Status.HOLDS
+
+
+def test_halfspace_region_violation_has_a_witness_inside_the_halfspace() -> None:
+    loaded = spec.load(HEADER + "property p:\n  when x[0] + x[1] <= 0.5\n  require y[0] > y[1]", "t.prop")
+    prop = loaded.properties[0]
+    v = verify_property(identity_net(), prop, loaded.networks[0], OPTIONS)
+    assert v.status is Status.VIOLATED
+    assert v.witness is not None
+    x = torch.tensor([v.witness.x], dtype=torch.float32)
+    assert bool(in_part(prop.region.parts[v.witness.part], x)[0])
+    assert not bool(holds(compile_ordering(prop.requirement, 2), identity_net()(x))[0])  # type: ignore[arg-type]
+
+
+def test_strictness_decides_a_tie() -> None:
+    """On the diagonal x0 == x1 the scores tie: y0 >= y1 holds there, y0 > y1 does not.
+
+    Input splitting cannot prove the non-strict one (every box on the diagonal straddles
+    the half-spaces), so it may end UNKNOWN or TIMEOUT, but it must never be VIOLATED.
+    """
+    region = "when x[0] - x[1] >= 0 and x[0] - x[1] <= 0"
+    weak = verdict(f"property p:\n  {region}\n  require y[0] >= y[1]", identity_net(), timeout=3.0)[0]
+    assert weak is not Status.VIOLATED
+    assert verdict(f"property p:\n  {region}\n  require y[0] > y[1]", identity_net())[0] is Status.VIOLATED
+
+
+def test_local_robustness_at_points() -> None:
+    net = "network n : real[2] -> real[2]\n  domain x[*] in [0, 1]\n"
+    loaded = spec.load(net + "property far: robust eps 0.1 norm linf at [0.9, 0.1]\n"
+                       "property near: robust eps 0.1 norm l2 at [0.52, 0.5]\n", "t.prop")
+    far = verify_property(identity_net(), loaded.property("far"), loaded.networks[0], OPTIONS)
+    near = verify_property(identity_net(), loaded.property("near"), loaded.networks[0], OPTIONS)
+    assert far.status is Status.HOLDS
+    assert near.status is Status.VIOLATED
+    assert near.witness is not None
+    dx = torch.tensor(near.witness.x, dtype=torch.float64) - torch.tensor([0.52, 0.5], dtype=torch.float64)
+    assert float((dx**2).sum()) <= 0.1**2  # inside the l2 ball, not just its box
+
+
+def test_what_the_verifier_does_not_decide_is_unknown_with_a_reason() -> None:
+    text = (
+        "network m : real[2] -> real[3]\n  domain x[*] in [0, 1]\n"
+        "dataset d = somewhere\n"
+        "property pred:\n  when predicted in {y[0]}\n  require y[0] above y[1]\n"
+        "property topk: robust top 2 eps 0.1 norm l2 at [0.5, 0.5]\n"
+        "property data: robust eps 0.1 norm l2 over d\n"
+        "network free : real[2] -> real[3]\n"
+        "property unbounded:\n  require y[0] above y[1]\n"
+    )
+    loaded = spec.load(text, "t.prop")
+    reasons = {
+        p.name: verify_property(relu_net(), p, loaded.network(p.target), OPTIONS) for p in loaded.properties
+    }
+    assert {v.status for v in reasons.values()} == {Status.UNKNOWN}
+    assert "prediction" in reasons["pred"].reason
+    assert "top-k" in reasons["topk"].reason
+    assert "data set" in reasons["data"].reason
+    assert "unbounded" in reasons["unbounded"].reason
