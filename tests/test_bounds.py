@@ -27,28 +27,12 @@ from checkers.bounds import crown_hidden_bounds, hidden_bounds, spec_upper_bound
 from checkers.floaterror import output_error, row_error
 from checkers.plnet import PLNet, from_module
 from spec.errors import ModelError
+from nets import random_mlp
 
 SAMPLES = 2000
 REL = 1e-12  # float64 rounding of the sampled values themselves
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def random_mlp(seed: int, n_in: int, widths: list[int], n_out: int, scale: float = 1.0) -> nn.Sequential:
-    """A float32 Linear/ReLU network with seeded uniform weights (torch's default scale) times `scale`."""
-    gen = torch.Generator().manual_seed(seed)
-    layers: list[nn.Module] = []
-    sizes = [n_in, *widths, n_out]
-    for k, (a, b) in enumerate(itertools.pairwise(sizes)):
-        lin = nn.Linear(a, b)
-        with torch.no_grad():
-            bound = 1.0 / a**0.5
-            lin.weight.copy_((torch.rand(b, a, generator=gen) * 2 - 1) * bound * scale)
-            lin.bias.copy_((torch.rand(b, generator=gen) * 2 - 1) * bound * scale)
-        layers.append(lin)
-        if k < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers).eval()
 
 
 @st.composite

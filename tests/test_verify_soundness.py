@@ -42,28 +42,13 @@ from checkers.verdict import Status, Verdict
 from checkers.verify import VerifyOptions, _Part, _Search, verify_ordering
 from checkers.z3check import z3_decide
 from spec import ir
+from nets import random_mlp
 
 OPTIONS = VerifyOptions(timeout=5.0)
 Z3_HOLDS_MS = 20_000  # Z3's budget to confirm a HOLDS
 Z3_VIOLATED_MS = 3_000  # ... and to look for a real counterexample behind a VIOLATED
 DENSE = 20_000
 BNB_TIMEOUT = 1.0  # branch and bound alone, on properties the falsifier refuted
-
-
-def random_mlp(seed: int, n_in: int, widths: list[int], n_out: int) -> nn.Sequential:
-    """A float32 Linear/ReLU network with seeded uniform weights (torch's default scale)."""
-    gen = torch.Generator().manual_seed(seed)
-    layers: list[nn.Module] = []
-    sizes = [n_in, *widths, n_out]
-    for k, (a, b) in enumerate(itertools.pairwise(sizes)):
-        lin = nn.Linear(a, b)
-        with torch.no_grad():
-            lin.weight.copy_((torch.rand(b, a, generator=gen) * 2 - 1) / a**0.5)
-            lin.bias.copy_((torch.rand(b, generator=gen) * 2 - 1) / a**0.5)
-        layers.append(lin)
-        if k < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers).eval()
 
 
 @st.composite
