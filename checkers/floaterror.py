@@ -3,8 +3,9 @@
 The verifier proves a property of the real-valued network f (exact arithmetic on the
 model's float32 weights). The model runs in float32, so `HOLDS` needs more: for every
 float32 input in the region, the float32 scores f32(x) must satisfy the requirement.
-`output_error` bounds |f32(x) - f(x)| per output over a box, and the verifier proves
-each atom with that margin added (`ub(g) + |G| E < 0`).
+`output_error` bounds |f32(x) - f(x)| per output over a box; `row_error` bounds the
+same drift of each requirement row G y, and the verifier proves each atom with that
+margin added (`ub(g) + row_error < 0`).
 
 The bound is the classical one for floating-point dot products (Higham, "Accuracy and
 Stability of Numerical Algorithms", eq. 3.5): computing sum_{i<k} w_i h_i + b in any
