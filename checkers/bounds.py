@@ -143,3 +143,22 @@ def spec_upper_bounds(
     lam = (rows @ net.weights[-1]).expand(batch, -1, -1)
     const = (rows @ net.biases[-1] + consts).expand(batch, -1)
     return _backward(net, len(net.weights) - 1, lower, upper, lam, const, hidden.lower, hidden.upper)
+
+
+def input_sensitivity(net: PLNet, rows: torch.Tensor, lower: torch.Tensor, hidden: HiddenBounds) -> torch.Tensor:
+    """A bound (B, n) on sum over rows of |d (rows @ f) / d x_j| anywhere in each box (B, n).
+
+    Interval back-propagation of the Jacobian (ReluVal's "smear"): a ReLU's derivative is
+    0 or 1 where the neuron is stable and anywhere in [0, 1] where it is not. A branching
+    heuristic only: it says which input can move the outputs most over the box.
+    """
+    s_lo = (rows @ net.weights[-1]).expand(lower.shape[0], -1, -1)
+    s_hi = s_lo
+    for k in range(len(net.weights) - 2, -1, -1):
+        d_lo = (hidden.lower[k] > 0).to(torch.float64)[:, None, :]
+        d_hi = (hidden.upper[k] > 0).to(torch.float64)[:, None, :]
+        products = torch.stack([s_lo * d_lo, s_lo * d_hi, s_hi * d_lo, s_hi * d_hi])
+        s_lo, s_hi = products.min(dim=0).values, products.max(dim=0).values
+        centre, radius = (s_lo + s_hi) / 2 @ net.weights[k], (s_hi - s_lo) / 2 @ net.weights[k].abs()
+        s_lo, s_hi = centre - radius, centre + radius
+    return torch.maximum(s_lo.abs(), s_hi.abs()).sum(dim=1)

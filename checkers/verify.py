@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from checkers.attack import inner_float32, pgd, random_points
-from checkers.bounds import HiddenBounds, crown_hidden_bounds, spec_upper_bounds
+from checkers.bounds import HiddenBounds, crown_hidden_bounds, input_sensitivity, spec_upper_bounds
 from checkers.floaterror import row_error
 from checkers.plnet import PLNet, from_module
 from checkers.semantics import Rows, compile_ordering, holds, in_part
@@ -145,7 +145,9 @@ class _Search:
             if found is not None:
                 return Verdict(Status.VIOLATED, found, "a candidate from branch and bound replayed in float32")
             width = hi - lo
-            score = lam.abs().sum(dim=1) * width  # the smear of every row: inputs that move the bounds most
+            # the smear: the inputs that can move the rows most over the box (the linear bound's own
+            # coefficients are a worse guide: they keep choosing sides that are already narrow)
+            score = input_sensitivity(self.net, self.rows.matrix, lo, kept) * width
             dims = score.argmax(dim=1)
             split_width = width.gather(1, dims[:, None])[:, 0]
             # proven over the reals, and already narrow where it would be split next

@@ -7,7 +7,8 @@ On random small ReLU networks (float32 weights) and random boxes:
 (b) `spec_upper_bounds` is above rows @ f(x) + consts at sampled points and box corners;
 (c) float32 execution stays within `output_error` and `row_error` of the real network,
     also on a network with large weights where the rounding error is visible;
-(d) `from_module` folds conv / pooling / batch norm / flatten models exactly and refuses
+(d) `input_sensitivity` is above the gradient's size at sampled points;
+(e) `from_module` folds conv / pooling / batch norm / flatten models exactly and refuses
     layers that are not affine or ReLU.
 Sampled values are computed in float64; comparisons allow 1e-12 relative for its rounding.
 """
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from checkers.attack import inner_float32
-from checkers.bounds import crown_hidden_bounds, hidden_bounds, spec_upper_bounds
+from checkers.bounds import crown_hidden_bounds, hidden_bounds, input_sensitivity, spec_upper_bounds
 from checkers.floaterror import output_error, row_error
 from checkers.plnet import PLNet, from_module
 from spec.errors import ModelError
@@ -93,6 +94,25 @@ def test_hidden_bounds_contain_sampled_preactivations(case: tuple[nn.Sequential,
             assert (z <= up + slack(z)).all(), f"layer {k}: a pre-activation above its upper bound"
         assert (crown.lower[k] >= forward.lower[k]).all() and (crown.upper[k] <= forward.upper[k]).all()
         assert (crown.lower[k] <= crown.upper[k] + slack(crown.upper[k])).all()
+
+
+@SETTINGS
+@given(nets_and_boxes(), st.integers(1, 3))
+def test_input_sensitivity_above_sampled_gradients(
+    case: tuple[nn.Sequential, PLNet, torch.Tensor, torch.Tensor], n_rows: int,
+) -> None:
+    torch.set_num_threads(1)
+    _, net, lower, upper = case
+    rows = torch.randn(n_rows, net.n_outputs, generator=torch.Generator().manual_seed(n_rows), dtype=torch.float64)
+    bound = input_sensitivity(net, rows, lower, crown_hidden_bounds(net, lower, upper))
+    points = samples(lower, upper, 200).requires_grad_(True)
+    h = points
+    for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+        h = h @ w.T + b
+        h = torch.relu(h) if k < len(net.weights) - 1 else h
+    grads = torch.stack([torch.autograd.grad((h @ row).sum(), points, retain_graph=True)[0] for row in rows])
+    size = grads.abs().sum(dim=0)  # (B, K, n): sum over rows of |d row / d x_j|
+    assert (size <= bound[:, None, :] * (1 + REL) + REL).all()
 
 
 @SETTINGS
