@@ -29,6 +29,7 @@ class Rows:
     disjuncts: tuple[tuple[int, ...], ...]
     terms: tuple[tuple[tuple[int, float], ...], ...]  # row r as sparse (index, coeff), and consts exactly
     bounds: tuple[float, ...]
+    atoms: tuple[ir.Atom, ...]  # the IR atom of each row
 
 
 def compile_ordering(req: ir.Ordering, m: int) -> Rows:
@@ -52,7 +53,7 @@ def compile_ordering(req: ir.Ordering, m: int) -> Rows:
         terms.append(row)
         bounds.append(bound)
         strict.append(atom.strict)
-    return Rows(matrix, consts, tuple(strict), tuple(disjuncts), tuple(terms), tuple(bounds))
+    return Rows(matrix, consts, tuple(strict), tuple(disjuncts), tuple(terms), tuple(bounds), tuple(atoms))
 
 
 def _exact_sign(terms: tuple[tuple[int, float], ...], bound: float, v: list[float]) -> int:
@@ -116,3 +117,12 @@ def in_part(part: ir.RegionPart, x: torch.Tensor, predicted: torch.Tensor | None
             raise ValueError("this region part constrains the prediction: pass the original labels")
         ok &= torch.isin(predicted, torch.tensor(part.predicted))
     return ok
+
+
+def decision(y: torch.Tensor, decide: ir.Decide) -> torch.Tensor:
+    """The label each score vector (B, m) predicts: argmax (or argmin), the LOWEST index on a tie.
+
+    The one tie-breaking rule of certspec (the guard and every test use it). A NaN score
+    counts as the best (torch's argmax and argmin both pick a NaN).
+    """
+    return y.argmax(dim=1) if decide is ir.Decide.ARGMAX else y.argmin(dim=1)

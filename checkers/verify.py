@@ -6,10 +6,20 @@ of the requirement is proven by the CROWN bounds of `checkers.bounds` with the f
 margin of `checkers.floaterror` added, or a candidate (box centres and the corners the
 bounds point at) is confirmed as a violation by `checkers.semantics`.
 
+On small networks (at most `exact_neurons` hidden neurons) a box still open after
+`exact_depth` splits (and again after each further `exact_depth`) goes to Z3
+(`checkers.z3check`, exact over the reals) with the float32 error bounds of the box as a
+`Drift` on the scores: "unsat" settles the box, which is how half-spaces that cut a box diagonally and
+disjunctions that only hold jointly get proven. A "sat" point is rounded to float32
+and replayed; if the float32 model does not violate there but the real network does
+(exact rational evaluation), it is a counterexample in exact arithmetic only: the
+verdict is then UNKNOWN, with the point in the reason and in `stats["exact_witness"]`,
+never HOLDS and never VIOLATED.
+
 Verdicts: HOLDS (proven for the float32 model on every float32 input of the region),
 VIOLATED (a replayed float32 witness), TIMEOUT (the time limit), UNKNOWN (a reason:
-an unsupported requirement or region, an unbounded region, or boxes that could not be
-split further without a decision).
+an unsupported requirement or region, an unbounded region, boxes that could not be
+split further without a decision, or a counterexample in exact arithmetic only).
 """
 
 from __future__ import annotations
@@ -17,20 +27,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
 from torch import nn
 
 from checkers.attack import inner_float32, pgd, random_points
 from checkers.bounds import HiddenBounds, crown_hidden_bounds, input_sensitivity, spec_upper_bounds
-from checkers.floaterror import row_error
+from checkers.floaterror import output_error, row_error
 from checkers.plnet import PLNet, from_module
 from checkers.semantics import Rows, compile_ordering, holds, in_part
 from checkers.verdict import Status, Verdict, Witness
+from checkers.z3check import Drift, real_holds, real_scores, z3_decide
 from spec import ir
 
 Progress = Callable[[float], None]
-_Boxes = tuple[torch.Tensor, torch.Tensor, HiddenBounds | None]  # lower, upper, bounds inherited from the parents
+# lower, upper, bounds inherited from the parents, splits from the root (B,)
+_Boxes = tuple[torch.Tensor, torch.Tensor, HiddenBounds | None, torch.Tensor]
 
 
 def _slice(bounds: HiddenBounds, which: slice | torch.Tensor) -> HiddenBounds:
@@ -43,7 +56,8 @@ class VerifyOptions:
     not split below this width (it is then left undecided); float_width: a box proven for
     the real-valued network but not within the float32 margin is not split once the side
     it would split is below this fraction of the region's (splitting further cannot
-    shrink the margin below the rounding error)."""
+    shrink the margin below the rounding error). exact_neurons, exact_depth, exact_ms:
+    the Z3 leaves (see the module docstring); exact_ms is the Z3 time per box."""
 
     timeout: float = 60.0
     batch: int = 512
@@ -52,6 +66,9 @@ class VerifyOptions:
     seed: int = 0
     min_width: float = 1e-9
     float_width: float = 1e-3
+    exact_neurons: int = 64
+    exact_depth: int = 8
+    exact_ms: int = 2000
 
 
 @dataclass
@@ -64,11 +81,15 @@ class _Part:
 
 
 class _Search:
-    def __init__(self, module: nn.Module, net: PLNet, rows: Rows, options: VerifyOptions, deadline: float) -> None:
-        self.module, self.net, self.rows, self.options, self.deadline = module, net, rows, options, deadline
+    def __init__(self, module: nn.Module, net: PLNet, req: ir.Ordering, options: VerifyOptions, deadline: float) -> None:
+        self.module, self.net, self.req, self.options, self.deadline = module, net, req, options, deadline
+        self.rows: Rows = compile_ordering(req, net.n_outputs)
         self.generator = torch.Generator().manual_seed(options.seed)
-        self.strict = torch.tensor(rows.strict, dtype=torch.bool)
+        self.strict = torch.tensor(self.rows.strict, dtype=torch.bool)
         self.boxes = 0
+        self.exact_calls = 0
+        self.exact = sum(w.shape[0] for w in net.weights[:-1]) <= options.exact_neurons
+        self.exact_witness: list[Fraction] | None = None  # a real counterexample float32 does not reproduce
 
     def witness(self, target: _Part, x: torch.Tensor) -> Witness | None:
         """The first candidate (K, n) float32 that lies in the part and violates the requirement."""
@@ -120,24 +141,25 @@ class _Search:
     def prove(self, target: _Part, progress: Progress | None) -> Verdict:
         root_lo, root_hi = target.lower[None], target.upper[None]
         total = float((root_hi - root_lo).clamp(min=0).prod()) or 1.0
-        stack: list[_Boxes] = [(root_lo, root_hi, None)]
+        stack: list[_Boxes] = [(root_lo, root_hi, None, torch.zeros(1, dtype=torch.long))]
         done, undecided, float_only = 0.0, 0, 0
         root_width = (root_hi - root_lo)[0].clamp(min=1e-300)
+        exact = self.exact and target.ball is None  # Z3 sees the box, not an l2 ball
         while stack:
             if time.monotonic() > self.deadline:
                 return Verdict(Status.TIMEOUT, reason=f"time limit reached with {len(stack)} batches of boxes open")
-            lo, hi, inherited = self._take(stack)
+            lo, hi, inherited, depth = self._take(stack)
             self.boxes += lo.shape[0]
             hidden = crown_hidden_bounds(self.net, lo, hi, inherited)
             ub, lam = spec_upper_bounds(self.net, lo, hi, self.rows.matrix, self.rows.consts, hidden)
             margin = row_error(self.net, self.rows.matrix, lo, hi, hidden)
             settled = self._proven(ub, margin) | self._outside(target, lo, hi)
             real_only = self._proven(ub, torch.zeros_like(margin))
+            open_ = ~settled
             done += float((hi[settled] - lo[settled]).prod(dim=1).sum()) / total
             if progress is not None:
                 progress(min(done, 1.0))
-            open_ = ~settled
-            lo, hi, lam = lo[open_], hi[open_], lam[open_]
+            lo, hi, lam, depth, margin = lo[open_], hi[open_], lam[open_], depth[open_], margin[open_]
             kept = _slice(hidden, open_)
             if lo.shape[0] == 0:
                 continue
@@ -152,10 +174,23 @@ class _Search:
             split_width = width.gather(1, dims[:, None])[:, 0]
             # proven over the reals, and already narrow where it would be split next
             float_bound = real_only[open_] & (split_width <= self.options.float_width * root_width[dims])
-            float_only += int(float_bound.sum())
             splittable = (split_width > self.options.min_width) & ~float_bound
-            undecided += int((~splittable & ~float_bound).sum())
-            lo, hi, dims = lo[splittable], hi[splittable], dims[splittable]
+            resolved = torch.zeros_like(splittable)
+            if exact:  # Z3 every `exact_depth` splits, and for boxes the bounds give up on
+                step = self.options.exact_depth
+                ask = ((depth > 0) & (depth % step == 0)) | ~splittable
+                for i in ask.nonzero().flatten().tolist():
+                    outcome, found = self._exact_leaf(target, lo[i], hi[i], _slice(kept, slice(i, i + 1)), margin[i])
+                    if found is not None:
+                        return Verdict(Status.VIOLATED, found, "a Z3 counterexample replayed in float32")
+                    resolved[i] = outcome != "open"
+                    float_only += outcome == "float"
+                    done += float((hi[i] - lo[i]).prod()) / total if outcome == "proven" else 0.0
+                splittable &= ~resolved
+                float_bound &= ~resolved
+            float_only += int(float_bound.sum())
+            undecided += int((~splittable & ~float_bound & ~resolved).sum())
+            lo, hi, dims, depth = lo[splittable], hi[splittable], dims[splittable], depth[splittable]
             if lo.shape[0]:
                 mid = (lo.gather(1, dims[:, None]) + hi.gather(1, dims[:, None])) / 2
                 left_hi, right_lo = hi.clone(), lo.clone()
@@ -165,23 +200,76 @@ class _Search:
                     tuple(torch.cat([b[splittable]] * 2) for b in kept.lower),
                     tuple(torch.cat([b[splittable]] * 2) for b in kept.upper),
                 )
-                stack.append((torch.cat([lo, right_lo]), torch.cat([left_hi, hi]), twice))
+                stack.append((torch.cat([lo, right_lo]), torch.cat([left_hi, hi]), twice, torch.cat([depth, depth]) + 1))
+        if self.exact_witness is not None:
+            point = ", ".join(str(v) for v in self.exact_witness)
+            return Verdict(Status.UNKNOWN, reason=f"the real-valued network violates the requirement at x = ({point}) "
+                           "(exact arithmetic, found by Z3), but float32 execution does not reproduce it",
+                           stats={"exact_witness": [str(v) for v in self.exact_witness]})
         if float_only:
             return Verdict(Status.UNKNOWN, reason=f"holds for the real-valued network, but on {float_only} boxes the "
                            "margin is within the float32 rounding bound, so float32 execution is not proven")
         if undecided:
             return Verdict(Status.UNKNOWN, reason=f"{undecided} boxes narrower than {self.options.min_width} stayed undecided")
-        return Verdict(Status.HOLDS, reason="every box proven by linear bounds with the float32 error margin")
+        return Verdict(Status.HOLDS, reason="every box proven by linear bounds or Z3, with the float32 error margin")
+
+    def _exact_leaf(
+        self, target: _Part, lo: torch.Tensor, hi: torch.Tensor, hidden: HiddenBounds, margin: torch.Tensor,
+    ) -> tuple[str, Witness | None]:
+        """Z3 on one box: ("proven" | "float" | "exact" | "open", a float32 witness or None).
+
+        "float": Z3 found a point where the requirement holds, but not by the float32 error bound;
+        "exact": a real counterexample that float32 does not reproduce (kept for the verdict).
+        """
+        left_ms = int((self.deadline - time.monotonic()) * 1000)
+        if left_ms <= 0:
+            return "open", None
+        self.exact_calls += 1
+        box = ir.Box(tuple(lo.tolist()), tuple(hi.tolist()), (False,) * lo.numel(), (False,) * lo.numel())
+        part = ir.RegionPart(target.part.box.intersect(box), target.part.halfspaces)
+        drift = Drift(tuple(output_error(self.net, lo[None], hi[None], hidden)[0].tolist()),
+                      {atom: float(m) for atom, m in zip(self.rows.atoms, margin.tolist(), strict=True)})
+        result, x = z3_decide(self.net, part, self.req, timeout_ms=min(self.options.exact_ms, left_ms), hidden=hidden,
+                              drift=drift)
+        if result == "unsat":
+            return "proven", None
+        if result != "sat" or x is None:
+            return "open", None
+        found = self._replay(target, x)
+        if found is not None or not real_holds(self.req, real_scores(self.net, x)):
+            return self._exact_point(x, found)
+        # only the rounding bound breaks it there: is there a real counterexample at all?
+        left_ms = int((self.deadline - time.monotonic()) * 1000)
+        if left_ms <= 0:
+            return "open", None
+        result, x = z3_decide(self.net, part, self.req, timeout_ms=min(self.options.exact_ms, left_ms), hidden=hidden)
+        if result == "unsat":
+            return "float", None
+        if result != "sat" or x is None:
+            return "open", None
+        return self._exact_point(x, self._replay(target, x))
+
+    def _replay(self, target: _Part, x: list[Fraction]) -> Witness | None:
+        """A float32 witness at the exact point or at one of its float32 neighbours, if any."""
+        point = torch.tensor([float(v) for v in x], dtype=torch.float64)
+        above, below = inner_float32(point, point)  # the float32 neighbours of the exact point
+        return self.witness(target, torch.stack([point.to(torch.float32), above, below]))
+
+    def _exact_point(self, x: list[Fraction], found: Witness | None) -> tuple[str, Witness | None]:
+        if found is None and self.exact_witness is None:
+            self.exact_witness = x
+        return "exact", found
 
     def _take(self, stack: list[_Boxes]) -> _Boxes:
-        lo, hi, inherited = stack.pop()
-        size = self.options.batch
+        lo, hi, inherited, depth = stack.pop()
+        # at most `batch` boxes, and at most about 2^24 numbers in the (B, n, n) forward bounds
+        size = max(1, min(self.options.batch, 2**24 // lo.shape[1] ** 2))
         if lo.shape[0] > size:
             rest = None if inherited is None else _slice(inherited, slice(size, None))
-            stack.append((lo[size:], hi[size:], rest))
-            lo, hi = lo[:size], hi[:size]
+            stack.append((lo[size:], hi[size:], rest, depth[size:]))
+            lo, hi, depth = lo[:size], hi[:size], depth[:size]
             inherited = None if inherited is None else _slice(inherited, slice(0, size))
-        return lo, hi, inherited
+        return lo, hi, inherited, depth
 
     @staticmethod
     def _candidates(lo: torch.Tensor, hi: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
@@ -224,7 +312,7 @@ def verify_ordering(
     found = _targets(prop) if targets is None else targets
     if isinstance(found, str):
         return Verdict(Status.UNKNOWN, reason=found)
-    search = _Search(module, net, compile_ordering(prop.requirement, net.n_outputs), options, start + options.timeout)
+    search = _Search(module, net, prop.requirement, options, start + options.timeout)
     for target in found:
         witness = search.falsify(target)
         if witness is not None:
@@ -232,7 +320,7 @@ def verify_ordering(
                            {"seconds": time.monotonic() - start})
     verdicts = [search.prove(t, progress) for t in found]
     verdict = _combine(verdicts)
-    verdict.stats.update(seconds=time.monotonic() - start, boxes=search.boxes)
+    verdict.stats.update(seconds=time.monotonic() - start, boxes=search.boxes, z3_calls=search.exact_calls)
     return verdict
 
 

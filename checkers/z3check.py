@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 
 import z3
@@ -63,6 +64,18 @@ def _region(part: ir.RegionPart, x: list[z3.ArithRef]) -> list[z3.BoolRef]:
     return out
 
 
+@dataclass(frozen=True)
+class Drift:
+    """Bounds on e = f32(x) - f(x), the float32 scores' distance from the real ones, over a box:
+    |e_i| <= output[i] (`floaterror.output_error`) and |row(e)| <= atoms[atom] for the linear
+    part of each atom's row (`floaterror.row_error`). With a drift, Z3 decides the scores
+    f(x) + e for every such e, so "unsat" covers float32 execution, and disjuncts that
+    share outputs keep sharing their error (y0 >= y1 or y1 > y0 stays a tautology)."""
+
+    output: tuple[float, ...]
+    atoms: dict[ir.Atom, float]
+
+
 def _fails(atom: ir.Atom, y: list[z3.ArithRef]) -> z3.BoolRef:
     """The negation of an atom, exactly."""
     if isinstance(atom, ir.Order):  # holds: y[hi] > y[lo] (>=)
@@ -71,10 +84,40 @@ def _fails(atom: ir.Atom, y: list[z3.ArithRef]) -> z3.BoolRef:
     return value >= _q(atom.bound) if atom.strict else value > _q(atom.bound)
 
 
+def _row(atom: ir.Atom, e: list[z3.ArithRef]) -> z3.ArithRef:
+    """The linear part of an atom's row (value < 0 holds the atom) applied to e."""
+    if isinstance(atom, ir.Order):
+        return e[atom.lo] - e[atom.hi]
+    return z3.Sum([_q(c) * e[i] for i, c in atom.coeffs])
+
+
 def violation(req: ir.Ordering, y: list[z3.ArithRef]) -> z3.BoolRef:
     """The real scores y violate the DNF: in every disjunct some atom fails."""
     per = [z3.Or([_fails(a, y) for a in conj]) if conj else z3.BoolVal(False) for conj in req.disjuncts]
     return z3.And(per) if per else z3.BoolVal(True)
+
+
+def _atom_holds(atom: ir.Atom, y: Sequence[Fraction]) -> bool:
+    if isinstance(atom, ir.Order):
+        return y[atom.hi] > y[atom.lo] if atom.strict else y[atom.hi] >= y[atom.lo]
+    value = sum((Fraction(c) * y[i] for i, c in atom.coeffs), Fraction(0))
+    return value < Fraction(atom.bound) if atom.strict else value <= Fraction(atom.bound)
+
+
+def real_holds(req: ir.Ordering, y: Sequence[Fraction]) -> bool:
+    """Do the exact scores y meet the requirement? (The rational twin of semantics.holds.)"""
+    return any(all(_atom_holds(a, y) for a in conj) for conj in req.disjuncts)
+
+
+def real_scores(net: PLNet, x: Sequence[Fraction]) -> list[Fraction]:
+    """The real network's scores at x, in exact rational arithmetic (the network Z3 decides)."""
+    h = list(x)
+    last = len(net.weights) - 1
+    for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+        z = [sum((Fraction(c) * v for c, v in zip(row, h, strict=True) if c), Fraction(bias))
+             for row, bias in zip(w.tolist(), b.tolist(), strict=True)]
+        h = z if k == last else [max(v, Fraction(0)) for v in z]
+    return h
 
 
 def _down(v: Fraction) -> Fraction:
@@ -129,7 +172,7 @@ def _bounds(layers: Layers, lo: list[Fraction], hi: list[Fraction]) -> list[tupl
 
 def _check_box(
     layers: Layers, part: ir.RegionPart, req: ir.Ordering, box: tuple[list[Fraction], list[Fraction]] | None,
-    hidden: HiddenBounds | None, timeout_ms: int,
+    hidden: HiddenBounds | None, timeout_ms: int, drift: Drift | None,
 ) -> tuple[z3.CheckSatResult, list[Fraction] | None]:
     """One Z3 call: the part, intersected with the finite sub-box `box` if any, and the exact network."""
     solver = z3.Solver()
@@ -160,7 +203,13 @@ def _check_box(
             nxt.append(hj)
         h = nxt
     rows, biases = layers[-1]
-    solver.add(violation(req, [_affine(r, c, h) for r, c in zip(rows, biases, strict=True)]))
+    scores = [_affine(r, c, h) for r, c in zip(rows, biases, strict=True)]
+    if drift is not None:
+        e = [z3.Real(f"e{i}") for i in range(len(scores))]
+        solver.add(*(z3.And(v >= -_q(b), v <= _q(b)) for v, b in zip(e, drift.output, strict=True)))
+        solver.add(*(z3.And(_row(a, e) >= -_q(b), _row(a, e) <= _q(b)) for a, b in drift.atoms.items()))
+        scores = [s + v for s, v in zip(scores, e, strict=True)]
+    solver.add(violation(req, scores))
     result = solver.check()
     if result != z3.sat:
         return result, None
@@ -170,13 +219,16 @@ def _check_box(
 
 def z3_decide(
     net: PLNet, part: ir.RegionPart, req: ir.Ordering, *, timeout_ms: int, hidden: HiddenBounds | None = None,
+    drift: Drift | None = None,
 ) -> tuple[str, list[Fraction] | None]:
     """Does some real x in `part` make the real network violate `req`?
 
     Returns ("unsat", None) when none does, ("sat", x) with such an x as exact rationals,
     or ("unknown", None) when `timeout_ms` runs out. `hidden`: float64 bounds over the reals
-    for `part`'s box (a batch of one), used only to fix stable neurons. Raises ValueError
-    for a part with a `predicted` condition.
+    for `part`'s box (a batch of one), used only to fix stable neurons. `drift`: the float32
+    error bounds over the box (see `Drift`): then "unsat" proves float32 execution too,
+    and "sat" may be a point where only the error breaks the requirement.
+    Raises ValueError for a part with a `predicted` condition.
     """
     if part.predicted is not None:
         raise ValueError("z3_decide does not encode a condition on the prediction")
@@ -197,7 +249,7 @@ def z3_decide(
         lo, hi = box or ([], [])
         split = max(range(len(lo)), key=lambda i: (hi[i] - lo[i]) * reach[i], default=0)
         can_split = box is not None and hi[split] > lo[split]
-        result, x = _check_box(layers, part, req, box, hidden, min(slice_ms, left) if can_split else left)
+        result, x = _check_box(layers, part, req, box, hidden, min(slice_ms, left) if can_split else left, drift)
         if result == z3.sat:
             return "sat", x
         if result == z3.unsat:

@@ -96,3 +96,54 @@ def test_what_the_verifier_does_not_decide_is_unknown_with_a_reason() -> None:
     assert "top-k" in reasons["topk"].reason
     assert "data set" in reasons["data"].reason
     assert "unbounded" in reasons["unbounded"].reason
+
+
+def test_z3_leaves_prove_a_halfspace_that_cuts_boxes_diagonally() -> None:
+    """x0 - x1 >= 1e-6 keeps y0 > y1 by 1e-6: boxes straddling that face would need a
+    width below 1e-6 for the bounds alone (millions of boxes); Z3 settles each straddling
+    box exactly, with the float32 error bound (about 4e-7 here) on the scores."""
+    text = "property p:\n  when x[0] - x[1] >= 0.000001\n  require y[0] > y[1]"
+    status, v = verdict(text, identity_net(), timeout=20.0)
+    assert status is Status.HOLDS, v
+    assert v.stats["z3_calls"] > 0  # type: ignore[attr-defined]
+    loaded = spec.load(HEADER + text, "t.prop")
+    bounds_only = VerifyOptions(timeout=3.0, exact_neurons=-1)
+    assert verify_property(identity_net(), loaded.property("p"), loaded.networks[0], bounds_only).status is Status.TIMEOUT
+
+
+def two_output_relu_net() -> nn.Module:
+    """y = M relu(x - 0.5) with y0 - y1 changing sign on the diagonal and at x0, x1 = 0.5."""
+    first, second = nn.Linear(2, 2), nn.Linear(2, 2)
+    first.weight = nn.Parameter(torch.eye(2))
+    first.bias = nn.Parameter(torch.tensor([-0.5, -0.5]))
+    second.weight = nn.Parameter(torch.tensor([[1.0, 0.5], [0.5, 1.0]]))
+    second.bias = nn.Parameter(torch.zeros(2))
+    return nn.Sequential(first, nn.ReLU(), second).eval()
+
+
+def test_z3_leaves_prove_disjuncts_that_only_hold_together() -> None:
+    """`y0 >= y1 or y1 > y0` is true of any scores, but no disjunct holds on a box where
+    the scores cross; Z3 sees both disjuncts and one shared float32 error per score."""
+    text = "property p:\n  require y[0] >= y[1] or y[1] > y[0]"
+    status, v = verdict(text, two_output_relu_net(), timeout=20.0)
+    assert status is Status.HOLDS, v
+    loaded = spec.load(HEADER + text, "t.prop")
+    bounds_only = VerifyOptions(timeout=3.0, exact_neurons=-1)
+    assert verify_property(two_output_relu_net(), loaded.property("p"), loaded.networks[0], bounds_only).status in (
+        Status.TIMEOUT, Status.UNKNOWN)
+
+
+def test_a_counterexample_in_exact_arithmetic_only_is_reported_as_such() -> None:
+    """y0 = 3 x ties y1 = 1 only at x = 1/3, and the region [0.33333332, 0.33333334] holds
+    no float32 number: the real network violates "no tie", float32 execution cannot. The
+    verdict is UNKNOWN and names the exact point; never VIOLATED without a float32 witness."""
+    layer = nn.Linear(1, 2)
+    layer.weight = nn.Parameter(torch.tensor([[3.0], [0.0]]))
+    layer.bias = nn.Parameter(torch.tensor([0.0, 1.0]))
+    text = ("network n : real[1] -> real[2]\n  domain x[*] in [0, 1]\n"
+            "property p:\n  when x[0] in [0.33333332, 0.33333334]\n  require y[0] > y[1] or y[1] > y[0]\n")
+    loaded = spec.load(text, "t.prop")
+    v = verify_property(nn.Sequential(layer).eval(), loaded.property("p"), loaded.networks[0], OPTIONS)
+    assert v.status is Status.UNKNOWN, v
+    assert "exact arithmetic" in v.reason
+    assert v.stats["exact_witness"] == ["1/3"]

@@ -168,7 +168,7 @@ def branch_and_bound_only(module: nn.Sequential, net: PLNet, prop: ir.Property, 
     req, part = prop.requirement, prop.region.parts[0]
     assert isinstance(req, ir.Ordering)
     options = VerifyOptions(timeout=timeout)
-    search = _Search(module, net, compile_ordering(req, net.n_outputs), options, time.monotonic() + timeout)
+    search = _Search(module, net, req, options, time.monotonic() + timeout)
     lower, upper = torch.tensor(part.box.lower, dtype=torch.float64), torch.tensor(part.box.upper, dtype=torch.float64)
     return search.prove(_Part(0, part, lower, upper), None)
 
