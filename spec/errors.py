@@ -97,6 +97,10 @@ class UsageError(SpecError):
     """Raised when a public function or the CLI is given a bad argument."""
 
 
+class GuardError(SpecError):
+    """Raised when a property cannot be compiled into a guard (e.g. `COC < 1500`: reordering cannot enforce it)."""
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """Return ' (did you mean 'x'?)' for the closest candidate, or '' if none is close."""
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
