@@ -222,7 +222,8 @@ def _result(prop: Property, network: Network, verdict: Verdict, seconds: float) 
         witness = {"x": _finite(w.x), "x_raw": None if raw is None else _finite(raw), "y": _finite(w.y),
                    "part": w.part}
     return {"property": prop.name, "network": prop.target, "status": verdict.status.name,
-            "seconds": round(seconds, 4), "reason": verdict.reason, "witness": witness}
+            "seconds": round(seconds, 4), "reason": verdict.reason, "witness": witness,
+            "exact_witness": verdict.stats.get("exact_witness")}  # a real-only counterexample, as rationals
 
 
 def _named(names: Sequence[str], values: Sequence[float | str]) -> str:

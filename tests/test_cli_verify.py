@@ -329,3 +329,24 @@ def test_malformed_checkpoints_are_model_errors(data: object, message: str, tmp_
         load_model(path)
     assert str(info.value).startswith(f"{path}: ")
     assert message in str(info.value)
+
+
+def test_a_counterexample_in_exact_arithmetic_only_is_in_the_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """y0 = 3 x ties y1 = 1 at x = 1/3 only; the region holds no float32 number: UNKNOWN,
+    exit status 3, and the exact point in `exact_witness` (JSON) and in the reason (text)."""
+    prop = tmp_path / "third.prop"
+    prop.write_text("network n : real[1] -> real[2]\n  domain x[*] in [0, 1]\n"
+                    "property p:\n  when x[0] in [0.33333332, 0.33333334]\n  require y[0] > y[1] or y[1] > y[0]\n")
+    layer = nn.Linear(1, 2)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[3.0], [0.0]]))
+        layer.bias.copy_(torch.tensor([0.0, 1.0]))
+    model = tmp_path / "third.pt"
+    save_model(nn.Sequential(layer), (1,), model)
+    code, results = verify_json(capsys, str(prop), "--model", f"n={model}")
+    assert code == 3
+    assert results[0]["status"] == "UNKNOWN"
+    assert results[0]["exact_witness"] == ["1/3"]
+    assert results[0]["witness"] is None
+    assert main(["verify", str(prop), "--model", f"n={model}", "--timeout", TIMEOUT]) == 3
+    assert "x = (1/3)" in capsys.readouterr().out
