@@ -7,6 +7,8 @@
     certspec verify SPEC --model [NAME=]PATH... [--property NAME...] [--timeout S] [--json]
                                      decide properties on models (.onnx, .pt, .pth)
     certspec vnnlib NET PROP.vnnlib [--timeout S]   VNN-COMP style: sat / unsat / unknown / timeout
+    certspec guard SPEC --model [NAME=]PATH -o OUT.pt [--property NAME...] [--json]
+                                     wrap a model in a guard enforcing safe-ordering properties
 
 A user's mistake (a malformed file, an unknown name, a bad argument, a model file that
 cannot be read or does not fit its network) prints `file:line:col: message` with the
@@ -342,6 +344,81 @@ def _vnnlib_answer(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- guard
+
+
+def _requirement_spans(path: str) -> dict[str, Any]:
+    """For a .prop file: each property's span, narrowed to its first comparison with a constant."""
+    from spec import syntax as s
+
+    if Path(path).suffix == ".vnnlib":
+        return {}
+    module = spec.parse(spec.decode(Path(path).read_bytes(), path).text, path)
+    spans: dict[str, Any] = {}
+    for item in module.items:
+        if not isinstance(item, s.PropertyDecl):
+            continue
+        spans[item.name] = item.span
+        stack: list[Any] = [item.body.require] if isinstance(item.body, s.OrderingBody) else []
+        while stack:
+            node = stack.pop()
+            if isinstance(node, s.Interval) or (
+                isinstance(node, s.Compare) and any(isinstance(e, s.Number) for e in (node.left, node.right))
+            ):
+                spans[item.name] = node.span
+                break
+            if isinstance(node, s.And | s.Or):
+                stack += [node.right, node.left]
+            elif isinstance(node, s.Not):
+                stack.append(node.operand)
+    return spans
+
+
+def _guard_properties(loaded: Spec, network: str, names: list[str] | None, file: str) -> tuple[list[Property], list[str]]:
+    """The properties to guard (named, or every safe-ordering property of the network) and those skipped."""
+    from spec.ir import Ordering
+
+    if names:
+        chosen = [_find_property(loaded, name, file) for name in dict.fromkeys(names)]
+        for prop in chosen:
+            if prop.target != network:
+                raise UsageError(f"property {prop.name} is about {prop.target}, not {network} (the model given)")
+        return chosen, []
+    mine = [p for p in loaded.properties if p.target == network]
+    chosen = [p for p in mine if isinstance(p.requirement, Ordering)]
+    if not chosen:
+        raise UsageError(f"{file} has no safe-ordering property about network {network} to guard")
+    return chosen, [p.name for p in mine if p not in chosen]
+
+
+def _guard(args: argparse.Namespace) -> int:
+    from checkers.guard import GuardOptions, compile_guard, save_guard
+
+    loaded = spec.load_file(args.spec)
+    paths = _model_args(args.model, loaded, args.spec)
+    if len(paths) != 1:
+        raise UsageError(f"a guard wraps one network: give one --model NAME=PATH, not {len(paths)}")
+    name, path = next(iter(paths.items()))
+    props, skipped = _guard_properties(loaded, name, args.property, args.spec)
+    module = _load_models(paths, loaded)[name]
+    options = GuardOptions(max_combinations=args.max_combinations)
+    guarded = compile_guard(props, module, loaded.network(name), options, _requirement_spans(args.spec))
+    save_guard(guarded, args.output, model_file=path)
+    layer = guarded.guard
+    summary = {"network": name, "model": path, "output": args.output, "guarded": list(layer.names),
+               "always_true": [p.name for p in props if p.name not in layer.names], "skipped_robust": skipped,
+               "combinations": layer.count}
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        print(f"{args.output}: {name} ({path}) guarded by {len(layer.names)} properties: {', '.join(layer.names)}")
+        if summary["always_true"]:
+            print(f"  always true, nothing to enforce: {', '.join(summary['always_true'])}")
+        if skipped:
+            print(f"  skipped (robustness, not a guard's business): {', '.join(skipped)}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="certspec", description="Properties of neural classifiers.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -392,6 +469,27 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"time limit (default {DEFAULT_TIMEOUT:g})")
     vnnlib.add_argument("--threads", type=_count, default=1, metavar="N", help=THREADS_HELP)
     vnnlib.set_defaults(run=_vnnlib)
+    guard = sub.add_parser(
+        "guard", help="wrap a model in a guard that enforces safe-ordering properties; write it as a checkpoint",
+        description="Compile safe-ordering properties into a guard around the model of one network and save "
+        "both as a torch checkpoint (read with torch.load(weights_only=True), or checkers.guard.load_guard). "
+        "Default: every safe-ordering property of that network. A requirement that re-ranking cannot "
+        "enforce (a score against a constant) is an error. Exit 0 on success, 2 for a user error.",
+    )
+    guard.add_argument("spec", metavar="SPEC", help="a .prop or .vnnlib file")
+    guard.add_argument("--model", action="append", required=True, metavar="[NAME=]PATH",
+                       help="the model (.onnx, .pt or .pth) of network NAME (NAME= may be left out when SPEC "
+                       "declares one network)")
+    guard.add_argument("-o", "--output", required=True, metavar="OUT.pt", help="where to write the guarded model")
+    guard.add_argument("--property", action="append", metavar="NAME",
+                       help="guard only this property (repeatable); default: every safe-ordering property")
+    guard.add_argument("--max-combinations", type=_count, default=256, metavar="K",
+                       help="combinations of disjuncts tried per input (default 256)")
+    guard.add_argument("--json", action="store_true", help="print a JSON summary")
+    guard.set_defaults(run=_guard)
+    from checkers.lipschitz.commands import add_commands  # certify, train: the Lipschitz certifier
+
+    add_commands(sub, _count, THREADS_HELP)
     return parser
 
 

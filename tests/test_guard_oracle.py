@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -125,10 +126,13 @@ def check_one(props: list[ir.Property], net: ir.Network, y: torch.Tensor, out: t
         assert got == oracle.best_strict(decision_ranks(y, net.decide))
 
 
-@given(cases())
-def test_guard_matches_the_oracle(case: tuple[list[ir.Property], ir.Network, torch.Tensor, torch.Tensor]) -> None:
+@pytest.mark.parametrize("engine", ["table", "greedy"])
+@given(case=cases())
+def test_guard_matches_the_oracle(engine: str,
+                                  case: tuple[list[ir.Property], ir.Network, torch.Tensor, torch.Tensor]) -> None:
     props, net, x, y = case
-    layer = compile_layer(props, net, GuardOptions(max_combinations=4096))
+    layer = compile_layer(props, net, GuardOptions(max_combinations=4096, engine=engine))
+    assert layer.use_table == (engine == "table")
     result = layer.explain(x, y)
     guarded = [p.name for p in props if not any(len(c) == 0 for c in p.requirement.disjuncts)]  # type: ignore[union-attr]
     assert list(layer.names) == guarded

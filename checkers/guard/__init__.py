@@ -40,12 +40,16 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from checkers.guard.io import load_guard, save_guard
 from checkers.guard.layer import Guarded, GuardLayer, GuardResult, Reason
 from checkers.guard.tables import GuardOptions
 from spec import ir
 from spec.errors import Span
 
-__all__ = ["GuardLayer", "GuardOptions", "GuardResult", "Guarded", "Reason", "compile_guard", "compile_layer"]
+__all__ = [
+    "GuardLayer", "GuardOptions", "GuardResult", "Guarded", "Reason", "compile_guard", "compile_layer", "load_guard",
+    "save_guard",
+]
 
 
 def compile_layer(properties: Sequence[ir.Property], network: ir.Network, options: GuardOptions | None = None,

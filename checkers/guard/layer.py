@@ -65,17 +65,19 @@ class GuardLayer(nn.Module):
     pair_tail: torch.Tensor
     pair_head: torch.Tensor
     pair_strict: torch.Tensor
-    pair_member: torch.Tensor
     wide_tail: torch.Tensor
     wide_head: torch.Tensor
     wide_strict: torch.Tensor
-    wide_member: torch.Tensor
-    disj_prop: torch.Tensor
+    disj_checks: torch.Tensor
+    prop_disj: torch.Tensor
     edges: torch.Tensor
     edges_strict: torch.Tensor
     prop_first: torch.Tensor
     prop_count: torch.Tensor
     edges_flat: torch.Tensor
+    perm_order: torch.Tensor
+    perm_weight: torch.Tensor
+    perm_bad: torch.Tensor
     indegree: torch.Tensor
 
     def __init__(self, properties: Sequence[ir.Property], network: ir.Network, options: GuardOptions | None = None,
@@ -95,8 +97,12 @@ class GuardLayer(nn.Module):
         self.register_buffer("edges_flat", self.edges.reshape(-1, m))
         self.register_buffer("indegree", self.edges.sum(dim=1))
         self.n_pairs, self.n_wide = int(self.pair_tail.shape[0]), int(self.wide_strict.shape[0])
-        self.n_halfspaces = int(self.hs_bound.shape[0])
+        self.strict_pairs, self.strict_wide = int(self.pair_strict.sum()), int(self.wide_strict.sum())
+        self.n_parts, self.n_halfspaces = int(self.part_prop.shape[0]), int(self.hs_bound.shape[0])
         self.has_predicted = bool((~self.part_allowed).any())
+        one_part_each = self.part_prop.shape[0] == self.part_prop.shape[1]
+        self.use_table = hasattr(self, "perm_order")
+        self.parts_are_properties = bool(one_part_each and torch.equal(self.part_prop, torch.eye(self.n_parts)))
 
     # ------------------------------------------------------------ pieces
 
@@ -110,47 +116,86 @@ class GuardLayer(nn.Module):
 
     def active(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """(B, P) bool: which properties' preconditions hold (s: the original scores, decision space)."""
+        return self._active_t(x, s).t()
+
+    def _active_t(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """`active`, transposed: (P, B)."""
+        xt = x.t().contiguous()
         if x.dtype == torch.float64:
-            inside = regions.in_boxes(x, self.box_lower64, self.box_upper64)
+            inside = regions.in_boxes(xt, self.box_lower64, self.box_upper64, self.n_parts)
         else:
-            inside = regions.in_boxes(x, self.box_lower32, self.box_upper32)
+            inside = regions.in_boxes(xt, self.box_lower32, self.box_upper32, self.n_parts)
         if self.n_halfspaces:
             met = regions.in_halfspaces(x, self.hs_index, self.hs_coeff, self.hs_bound, self.hs_strict)
-            inside = inside & ((~met).to(torch.float32) @ self.hs_member == 0)
+            inside = inside & ((~met).to(torch.float32) @ self.hs_member == 0).t()
         if self.has_predicted:
-            inside = inside & self.part_allowed[s.argmax(dim=1)]
-        return inside.to(torch.float32) @ self.part_prop > 0
+            inside = inside & self.part_allowed[s.argmax(dim=1)].t()
+        if self.parts_are_properties:
+            return inside
+        return self.part_prop.t() @ inside.to(torch.float32) > 0
 
     def satisfied(self, s: torch.Tensor) -> torch.Tensor:
         """(B, P) bool: does each property's requirement hold on scores s (decision space)? Exact."""
-        fails = torch.zeros(s.shape[0], self.disj_prop.shape[0], device=s.device)
+        return self._satisfied_t(s.t().contiguous()).t()
+
+    def _satisfied_t(self, st: torch.Tensor) -> torch.Tensor:
+        """`satisfied` in batch-last layout: scores (m, B) -> (P, B)."""
+        checks = []
+        batch = st.shape[1]
         if self.n_pairs:
-            a, b = s[:, self.pair_tail], s[:, self.pair_head]
-            ok = torch.where(self.pair_strict, a > b, a >= b)
-            fails = fails + (~ok).to(torch.float32) @ self.pair_member
+            a, b = st.index_select(0, self.pair_tail), st.index_select(0, self.pair_head)
+            k = self.strict_pairs
+            checks += [a[:k] > b[:k], a[k:] >= b[k:]]
         if self.n_wide:
-            se = s.unsqueeze(1)
-            low = torch.where(self.wide_tail, se, torch.inf).amin(dim=2)
-            high = torch.where(self.wide_head, se, -torch.inf).amax(dim=2)
-            ok = torch.where(self.wide_strict, low > high, low >= high)
-            fails = fails + (~ok).to(torch.float32) @ self.wide_member
-        return (fails == 0).to(torch.float32) @ self.disj_prop > 0
+            kw, wa, wb, k = self.n_wide, self.wide_tail.shape[1], self.wide_head.shape[1], self.strict_wide
+            low = st.index_select(0, self.wide_tail.flatten()).view(kw, wa, batch).amin(dim=1)
+            high = st.index_select(0, self.wide_head.flatten()).view(kw, wb, batch).amax(dim=1)
+            checks += [low[:k] > high[:k], low[k:] >= high[k:]]
+        (d_count, width), (p_count, depth) = self.disj_checks.shape, self.prop_disj.shape
+        never = torch.zeros(1, batch, device=st.device)  # the disjunct of a false requirement
+        if checks:
+            ok = torch.cat(checks, dim=0).to(torch.float32)
+            holds = ok.index_select(0, self.disj_checks.flatten()).view(d_count, width, batch).amin(dim=1)
+            never = torch.cat([holds, never], dim=0)
+        return never.index_select(0, self.prop_disj.flatten()).view(p_count, depth, batch).amax(dim=1) > 0
+
+    def _combinations(self, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return ranking.combinations(active, self.prop_first, self.prop_count, self.slots, self.count,
+                                    empty=self.edges.shape[0] - 1)
 
     def _correct(self, s: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Re-rank the rows that need it: (new scores, reason) for each row."""
+        m = self.n_outputs
         values, rank = ranking.ranks(s)
-        chosen, valid, complete = ranking.combinations(active, self.prop_first, self.prop_count, self.slots,
-                                                       self.count, empty=self.edges.shape[0] - 1)
-        found, order = ranking.strict_order(self.edges_flat, self.indegree, chosen, valid, rank)
+        if self.use_table:
+            found, order = ranking.table_order(active, rank, self.perm_order, self.perm_weight, self.perm_bad)
+            chosen = valid = None
+            complete = torch.ones_like(found)
+        else:
+            chosen, valid, complete = self._combinations(active)
+            found, order = ranking.strict_order(self.edges_flat, self.indegree, chosen, valid, rank, m)
         tied = torch.zeros_like(order, dtype=torch.bool)
-        miss = (~found).nonzero().squeeze(1)
-        if ranking.tracing() or miss.numel() > 0:
-            f2, o2, t2 = ranking.tied_order(self.edges, self.edges_strict, chosen[miss], valid[miss], rank[miss])
-            found = found.index_copy(0, miss, f2)
-            order = order.index_copy(0, miss, o2)
-            tied = tied.index_copy(0, miss, t2)
+        if ranking.tracing():  # one graph for every input: no data-dependent shapes, no empty tensors
+            if chosen is None or valid is None:
+                chosen, valid, complete = self._combinations(active)
+            f2, o2, t2 = ranking.tied_order(self.edges, self.edges_strict, chosen, valid, rank, m)
+            order = torch.where(found.unsqueeze(1), order, o2)
+            tied = ~found.unsqueeze(1) & t2
+            found = found | f2
+        else:  # the fallback only for the rows the strict pass could not rank
+            miss = (~found).nonzero().squeeze(1)
+            if miss.numel() > 0:
+                if chosen is None or valid is None:
+                    c2, v2, complete2 = self._combinations(active[miss])
+                    complete = complete.index_copy(0, miss, complete2)
+                else:
+                    c2, v2 = chosen[miss], valid[miss]
+                f2, o2, t2 = ranking.tied_order(self.edges, self.edges_strict, c2, v2, rank[miss], m)
+                found = found.index_copy(0, miss, f2)
+                order = order.index_copy(0, miss, o2)
+                tied = tied.index_copy(0, miss, t2)
         finite = torch.isfinite(s).all(dim=1)
-        new = ranking.assign(values, order, tied)
+        new = ranking.assign(values, order, tied, self.n_outputs)
         good = found & finite & (self.satisfied(new) | ~active).all(dim=1)
         reason = torch.where(good, int(Reason.RERANKED), int(Reason.UNVERIFIED))
         reason = torch.where(~found, torch.where(complete, int(Reason.UNSATISFIABLE), int(Reason.CAP)), reason)
@@ -169,13 +214,25 @@ class GuardLayer(nn.Module):
             active = torch.zeros(batch, 0, dtype=torch.bool, device=s.device)
             out = s
         else:
-            active = self.active(x, s)
-            need = (active & ~self.satisfied(s)).any(dim=1).nonzero().squeeze(1)
+            active_t = self._active_t(x, s)
+            active = active_t.t()
             out = s
-            if ranking.tracing() or need.numel() > 0:
-                fixed, why = self._correct(s[need], active[need])
-                out = s.index_copy(0, need, fixed)
-                reason = reason.index_copy(0, need, why)
+            st = s.t().contiguous()
+            if ranking.tracing():  # every row through the same graph; the unneeded results are discarded
+                needs = (active_t & ~self._satisfied_t(st)).any(dim=0)
+                fixed, why = self._correct(s, active)
+                out = torch.where(needs.unsqueeze(1), fixed, s)
+                reason = torch.where(needs, why, reason)
+            else:  # only the rows with an active property, then only those that need it (usually few)
+                rows = active_t.any(dim=0).nonzero().squeeze(1)
+                every = rows.numel() == batch
+                sub_st, sub_active_t = (st, active_t) if every else (st[:, rows], active_t[:, rows])
+                need = (sub_active_t & ~self._satisfied_t(sub_st)).any(dim=0).nonzero().squeeze(1)
+                if need.numel() > 0:
+                    need = need if every else rows[need]
+                    fixed, why = self._correct(s[need], active[need])
+                    out = s.index_copy(0, need, fixed)
+                    reason = reason.index_copy(0, need, why)
         abstained = reason >= int(Reason.UNSATISFIABLE)
         bottom = torch.where(abstained, torch.inf, -torch.inf).to(s.dtype)
         if self.argmin:
@@ -193,6 +250,7 @@ class Guarded(nn.Module):
         super().__init__()
         self.model = model
         self.guard = guard
+        self.source: tuple[str, bytes] | None = None  # (suffix, bytes) of the model file, for saving
 
     def explain(self, x: torch.Tensor) -> GuardResult:
         return self.guard.explain(x, self.model(x))

@@ -47,9 +47,16 @@ def next_below(v: torch.Tensor) -> torch.Tensor:
 
 
 def ranks(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sorted values descending, rank of each label): rank 0 is the decision, ties to the lowest index."""
-    values, order = torch.sort(s, dim=1, descending=True, stable=True)
-    positions = torch.arange(s.shape[1], device=s.device).expand_as(order)
+    """(sorted values descending, rank of each label): rank 0 is the decision, ties to the lowest index.
+
+    Any sort will do (ONNX has no stable sort): runs of equal values are re-sorted by label.
+    """
+    values, order = torch.sort(s, dim=1, descending=True)
+    m = s.shape[1]
+    new_run = torch.cat([torch.ones_like(values[:, :1], dtype=torch.bool), values[:, 1:] != values[:, :-1]], dim=1)
+    run = torch.cumsum(new_run.to(torch.long), dim=1)
+    order = order.gather(1, (run * m + order).argsort(dim=1))
+    positions = torch.arange(m, device=s.device).expand_as(order)
     return values, torch.empty_like(order).scatter_(1, order, positions)
 
 
@@ -72,10 +79,11 @@ def combinations(active: torch.Tensor, prop_first: torch.Tensor, prop_count: tor
     used = used & (sizes > 0)
     radix = torch.where(used, sizes, torch.ones_like(sizes))
     # strides in float64, capped past `count` (where every digit is 0): no int64 overflow
-    product = torch.cumprod(radix.to(torch.float64), dim=1)
-    before = torch.cat([torch.ones_like(product[:, :1]), product[:, :-1]], dim=1)
-    stride = before.clamp(max=count + 1.0).to(torch.long)
-    total = product[:, -1].clamp(max=count + 1.0).to(torch.long)
+    products = [torch.ones_like(radix[:, 0], dtype=torch.float64)]
+    for j in range(radix.shape[1]):  # a loop over slots (ONNX has no cumulative product)
+        products.append(products[-1] * radix[:, j])
+    stride = torch.stack(products[:-1], dim=1).clamp(max=count + 1.0).to(torch.long)
+    total = products[-1].clamp(max=count + 1.0).to(torch.long)
     k = torch.arange(count, device=active.device).view(1, count, 1)
     digit = torch.div(k, stride.unsqueeze(1), rounding_mode="floor") % radix.unsqueeze(1)  # (N, K, S)
     chosen = torch.where(used.unsqueeze(1), prop_first[slot_prop].unsqueeze(1) + digit,
@@ -97,7 +105,7 @@ def _eliminate(alive: torch.Tensor, vals: torch.Tensor, found: torch.Tensor) -> 
 
 
 def strict_order(edges_flat: torch.Tensor, indegree: torch.Tensor, chosen: torch.Tensor, valid: torch.Tensor,
-                 rank: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                 rank: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The lexicographically smallest strict ranking over the combinations.
 
     One greedy pass per combination (all in one batch): a combination whose greedy pass
@@ -107,12 +115,11 @@ def strict_order(edges_flat: torch.Tensor, indegree: torch.Tensor, chosen: torch
     disjunct d); indegree: (D+1, m); chosen (N, K, S); valid (N, K); rank (N, m).
     Returns (found (N,), order (N, m) labels best first).
     """
-    n, k_count, _ = chosen.shape
-    m = rank.shape[1]
+    n, k_count, slots = chosen.shape
     rank_f = rank.to(torch.float32).unsqueeze(1).expand(n, k_count, m).reshape(n * k_count, m)
-    flat = chosen.reshape(n * k_count, -1)
+    flat = chosen.reshape(n * k_count, slots)
     pending = indegree[flat].sum(dim=1)  # (NK, m) unplaced tails before each label
-    alive = valid.reshape(-1).clone()
+    alive = valid.reshape(n * k_count).clone()
     poskey = rank_f + m  # unplaced labels end in rank order
     for step in range(m):
         key = pending * m + rank_f  # a free label (pending 0) keys by its rank, others >= m
@@ -137,9 +144,22 @@ def strict_order(edges_flat: torch.Tensor, indegree: torch.Tensor, chosen: torch
     return found, orders[torch.arange(n, device=rank.device), first]
 
 
-def _closure(adj: torch.Tensor) -> torch.Tensor:
+def table_order(active: torch.Tensor, rank: torch.Tensor, perm_order: torch.Tensor, perm_weight: torch.Tensor,
+                perm_bad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The lexicographically smallest strict ranking, by checking every permutation at once (small m).
+
+    active (N, P); rank (N, m); perm_order (m!, m) labels best first; perm_weight (m, m!)
+    float64, m**(m-1-position); perm_bad (P, m!) 1 where a permutation breaks a property.
+    The code rank @ perm_weight orders permutations exactly as their rank sequences do.
+    """
+    broken = active.to(torch.float32) @ perm_bad > 0  # (N, m!)
+    code = rank.to(torch.float64) @ perm_weight
+    best = torch.where(broken, torch.inf, code).argmin(dim=1)
+    return ~broken.all(dim=1), perm_order[best]
+
+
+def _closure(adj: torch.Tensor, m: int) -> torch.Tensor:
     """Reflexive-transitive closure of (N, m, m) bool adjacency by repeated squaring."""
-    m = adj.shape[1]
     reach = adj | torch.eye(m, dtype=torch.bool, device=adj.device)
     steps = max(1, (m - 1).bit_length())
     for _ in range(steps):
@@ -149,18 +169,17 @@ def _closure(adj: torch.Tensor) -> torch.Tensor:
 
 
 def tied_order(edges: torch.Tensor, strict: torch.Tensor, chosen: torch.Tensor, valid: torch.Tensor,
-               rank: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+               rank: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The fallback with tie blocks (cycles of non-strict edges). O(m^3 log m) per combination.
 
     edges (D+1, m, m) counts, strict (D+1, m, m) bool. Returns (found (N,), order (N, m),
     tied (N, m): True where a label is tied with the one before it).
     """
-    n, k_count, _ = chosen.shape
-    m = rank.shape[1]
-    flat = chosen.reshape(n * k_count, -1)
+    n, k_count, slots = chosen.shape
+    flat = chosen.reshape(n * k_count, slots)
     adj = edges[flat].sum(dim=1) > 0  # (NK, m, m)
     hard = strict[flat].any(dim=1)
-    reach = _closure(adj)
+    reach = _closure(adj, m)
     same = reach & reach.transpose(1, 2)
     ok = ~(hard & reach.transpose(1, 2)).any(dim=(1, 2))  # a strict edge inside a cycle: impossible
     alive = valid & ok.view(n, k_count)
@@ -195,10 +214,10 @@ def tied_order(edges: torch.Tensor, strict: torch.Tensor, chosen: torch.Tensor, 
     return found, order, tied
 
 
-def assign(values: torch.Tensor, order: torch.Tensor, tied: torch.Tensor | None) -> torch.Tensor:
+def assign(values: torch.Tensor, order: torch.Tensor, tied: torch.Tensor | None, m: int) -> torch.Tensor:
     """Scores (N, m) giving label order[k] the k-th value, shifted to strictly decreasing (tied: equal)."""
     columns = [values[:, 0]]
-    for k in range(1, values.shape[1]):
+    for k in range(1, m):
         w = torch.minimum(values[:, k], next_below(columns[-1]))
         if tied is not None:
             w = torch.where(tied[:, k], columns[-1], w)

@@ -28,19 +28,31 @@ Edge = tuple[int, int, bool]  # (tail, head, strict): s[tail] > s[head], or >= w
 DEFAULT_MAX_COMBINATIONS = 256
 
 
+TABLE_MAX_LABELS = 6
+ENGINES = ("auto", "table", "greedy")
+
+
 @dataclass(frozen=True)
 class GuardOptions:
-    """How hard the guard tries.
+    """How hard the guard tries, and how.
 
     max_combinations: at most this many combinations of disjuncts (one per active
-    property) are tried per input. When an input's active properties have more, only the
-    first ones (in a fixed order) are tried, and if none can be satisfied the guard
-    abstains with reason `CAP` (it does not claim the properties are unsatisfiable).
+    property) are tried per input by the greedy engine and the tie fallback. When an
+    input's active properties have more, only the first ones (in a fixed order) are tried,
+    and if none can be satisfied the guard abstains with reason `CAP` (it does not claim
+    the properties are unsatisfiable).
+    engine: how the strict ranking is found. "table" checks every permutation of the
+    labels at once (exact and complete, no cap; up to 6 labels: 720 permutations);
+    "greedy" runs one stable topological sort per combination of disjuncts (any number of
+    labels); "auto" takes "table" up to 6 labels. Both give the same ranking.
     """
 
     max_combinations: int = DEFAULT_MAX_COMBINATIONS
+    engine: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise GuardError(f"engine={self.engine!r} must be one of {', '.join(map(repr, ENGINES))}")
         if isinstance(self.max_combinations, bool) or not isinstance(self.max_combinations, int):
             raise GuardError(f"max_combinations={self.max_combinations!r} must be an integer")
         if not 1 <= self.max_combinations <= 1 << 16:
@@ -57,6 +69,7 @@ class GuardPlan:
     disjuncts: tuple[tuple[int, tuple[Edge, ...]], ...]  # (property index, edges), satisfiable ones only
     max_slots: int  # at most this many properties are active at once
     combinations: int  # combinations of disjuncts tried per input
+    options: GuardOptions
 
     @property
     def n_properties(self) -> int:
@@ -147,7 +160,7 @@ def plan(properties: Sequence[ir.Property], network: ir.Network, options: GuardO
     slots = max((len(s) for s in near), default=1)
     bound = max((math.prod(max(counts[q], 1) for q in s) for s in near), default=1)
     return GuardPlan(network, tuple(names), tuple(parts), tuple(disjuncts), max(slots, 1),
-                     max(1, min(bound, options.max_combinations)))
+                     max(1, min(bound, options.max_combinations)), options)
 
 
 # ---------------------------------------------------------------- tensors
@@ -171,10 +184,14 @@ def _box_tensors(boxes: Sequence[ir.Box], n: int) -> dict[str, torch.Tensor]:
     lower64 = torch.where(ls, torch.nextafter(lower, torch.tensor(math.inf, dtype=torch.float64)), lower)
     upper64 = torch.where(us, torch.nextafter(upper, torch.tensor(-math.inf, dtype=torch.float64)), upper)
     flat_lo, flat_hi = lower64.flatten().tolist(), upper64.flatten().tolist()
-    return {
-        "box_lower64": lower64, "box_upper64": upper64,
-        "box_lower32": _outward32(flat_lo, up=True).reshape(len(boxes), n),
-        "box_upper32": _outward32(flat_hi, up=False).reshape(len(boxes), n),
+    lower32 = _outward32(flat_lo, up=True).reshape(len(boxes), n)
+    upper32 = _outward32(flat_hi, up=False).reshape(len(boxes), n)
+    big32, big64 = torch.finfo(torch.float32).max, torch.finfo(torch.float64).max
+    return {  # a column (Q * n, 1), infinite bounds as the largest finite float (see regions.in_boxes)
+        "box_lower64": lower64.clamp(-big64, big64).reshape(-1, 1),
+        "box_upper64": upper64.clamp(-big64, big64).reshape(-1, 1),
+        "box_lower32": lower32.clamp(-big32, big32).reshape(-1, 1),
+        "box_upper32": upper32.clamp(-big32, big32).reshape(-1, 1),
     }
 
 
@@ -226,37 +243,76 @@ def _blocks(edges: tuple[Edge, ...]) -> list[tuple[frozenset[int], frozenset[int
                   key=lambda blk: (sorted(blk[0]), sorted(blk[1]), blk[2]))
 
 
+def _padded(sets: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Label sets as rows of indices, each padded by repeating its first label (min and max unchanged)."""
+    width = max((len(s) for s in sets), default=1)
+    return torch.tensor([[*s, *([s[0]] * (width - len(s)))] for s in sets], dtype=torch.long).reshape(len(sets), width)
+
+
 def _check_tensors(gp: GuardPlan) -> dict[str, torch.Tensor]:
-    """Pairs (one label before another) and wide blocks, and which disjunct each belongs to."""
-    m, d_count = gp.network.n_outputs, len(gp.disjuncts)
+    """Pairs (one label before another) and wide blocks, strict ones first, and their disjuncts.
+
+    A disjunct holds iff every pair and block of it holds; `disj_checks` lists them (pairs
+    numbered first, then blocks).
+    """
+    d_count = len(gp.disjuncts)
     pairs: dict[Edge, int] = {}
-    wide: dict[tuple[frozenset[int], frozenset[int], bool], int] = {}
-    member: list[tuple[str, int, int]] = []
+    wide: dict[tuple[tuple[int, ...], tuple[int, ...], bool], int] = {}
+    member: list[tuple[str, tuple[object, ...], int]] = []
     for d, (_, edges) in enumerate(gp.disjuncts):
         for a_set, b_set, strict in _blocks(edges):
             if len(a_set) == 1 and len(b_set) == 1:
                 key = (next(iter(a_set)), next(iter(b_set)), strict)
-                member.append(("pair", pairs.setdefault(key, len(pairs)), d))
+                pairs.setdefault(key, 0)
+                member.append(("pair", key, d))
             else:
-                member.append(("wide", wide.setdefault((a_set, b_set, strict), len(wide)), d))
-    pair_inc = torch.zeros(len(pairs), d_count)
-    wide_inc = torch.zeros(len(wide), d_count)
-    for kind, k, d in member:
-        (pair_inc if kind == "pair" else wide_inc)[k, d] = 1.0
-    wide_a = torch.zeros(len(wide), m, dtype=torch.bool)
-    wide_b = torch.zeros(len(wide), m, dtype=torch.bool)
-    for (a_set, b_set, _), k in wide.items():
-        wide_a[k, sorted(a_set)] = True
-        wide_b[k, sorted(b_set)] = True
+                wkey = (tuple(sorted(a_set)), tuple(sorted(b_set)), strict)
+                wide.setdefault(wkey, 0)
+                member.append(("wide", wkey, d))
+    pair_list = sorted(pairs, key=lambda e: (not e[2], e))
+    wide_list = sorted(wide, key=lambda w: (not w[2], w))
+    where = {("pair", k): i for i, k in enumerate(pair_list)}
+    where.update({("wide", k): len(pair_list) + i for i, k in enumerate(wide_list)})
+    checks: list[list[int]] = [[] for _ in range(d_count)]
+    for kind, key, d in member:
+        checks[d].append(where[(kind, key)])
     return {
-        "pair_tail": torch.tensor([e[0] for e in pairs], dtype=torch.long),
-        "pair_head": torch.tensor([e[1] for e in pairs], dtype=torch.long),
-        "pair_strict": torch.tensor([e[2] for e in pairs], dtype=torch.bool),
-        "pair_member": pair_inc,
-        "wide_tail": wide_a, "wide_head": wide_b,
-        "wide_strict": torch.tensor([k[2] for k in wide], dtype=torch.bool),
-        "wide_member": wide_inc,
+        "pair_tail": torch.tensor([e[0] for e in pair_list], dtype=torch.long),
+        "pair_head": torch.tensor([e[1] for e in pair_list], dtype=torch.long),
+        "pair_strict": torch.tensor([e[2] for e in pair_list], dtype=torch.bool),
+        "wide_tail": _padded([w[0] for w in wide_list]),
+        "wide_head": _padded([w[1] for w in wide_list]),
+        "wide_strict": torch.tensor([w[2] for w in wide_list], dtype=torch.bool),
+        "disj_checks": _padded(checks),  # (D, C) the checks of each disjunct
     }
+
+
+def use_table(gp: GuardPlan) -> bool:
+    """Does the guard rank with the permutation table (see GuardOptions.engine)?"""
+    m, engine = gp.network.n_outputs, gp.options.engine
+    if engine == "table" and m > TABLE_MAX_LABELS:
+        raise GuardError(f"engine='table' handles up to {TABLE_MAX_LABELS} labels; network {gp.network.name} has {m}")
+    return engine == "table" or (engine == "auto" and m <= TABLE_MAX_LABELS)
+
+
+def _permutation_tensors(gp: GuardPlan) -> dict[str, torch.Tensor]:
+    """Every strict ranking of the labels, its weight for the lexicographic measure, and the properties it breaks."""
+    m = gp.network.n_outputs
+    perms = list(itertools.permutations(range(m)))  # labels, best first
+    bad = torch.zeros(gp.n_properties, len(perms))
+    by_prop: dict[int, list[tuple[Edge, ...]]] = {p: [] for p in range(gp.n_properties)}
+    for p, edges in gp.disjuncts:
+        by_prop[p].append(edges)
+    weight = torch.zeros(m, len(perms), dtype=torch.float64)
+    for k, order in enumerate(perms):
+        position = {label: i for i, label in enumerate(order)}
+        for label, i in position.items():
+            weight[label, k] = float(m ** (m - 1 - i))  # label at position i weighs m**(m-1-i)
+        for p, conjs in by_prop.items():
+            if not any(all(position[a] < position[b] for a, b, _ in c) for c in conjs):
+                bad[p, k] = 1.0
+    return {"perm_order": torch.tensor(perms, dtype=torch.long).reshape(len(perms), m), "perm_weight": weight,
+            "perm_bad": bad}
 
 
 def tensors(gp: GuardPlan) -> dict[str, torch.Tensor]:
@@ -275,21 +331,23 @@ def tensors(gp: GuardPlan) -> dict[str, torch.Tensor]:
             allowed[list(part.predicted), q] = True
     out.update({"part_prop": part_prop, "part_allowed": allowed})
     out.update(_check_tensors(gp))
-    disj_prop = torch.zeros(len(gp.disjuncts), count)
     edges = torch.zeros(len(gp.disjuncts) + 1, m, m)  # the last one is empty: "no property in this slot"
     strict = torch.zeros(len(gp.disjuncts) + 1, m, m, dtype=torch.bool)
     ndisj = torch.zeros(count, dtype=torch.long)
     first = torch.zeros(count, dtype=torch.long)
     for d, (p, es) in enumerate(gp.disjuncts):
-        disj_prop[d, p] = 1.0
         if ndisj[p] == 0:
             first[p] = d
         ndisj[p] += 1
         for a, b, s in es:
             edges[d, a, b] += 1.0
             strict[d, a, b] |= s
+    d_count = len(gp.disjuncts)  # index d_count: a disjunct that never holds (for a false requirement)
+    if use_table(gp):
+        out.update(_permutation_tensors(gp))
     out.update({
-        "disj_prop": disj_prop, "edges": edges, "edges_strict": strict,
-        "prop_first": first, "prop_count": ndisj,
+        "prop_disj": _padded([list(range(int(first[p]), int(first[p] + ndisj[p]))) or [d_count]
+                              for p in range(count)]),
+        "edges": edges, "edges_strict": strict, "prop_first": first, "prop_count": ndisj,
     })
     return out
