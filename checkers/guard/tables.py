@@ -271,11 +271,11 @@ def _check_tensors(gp: GuardPlan) -> dict[str, torch.Tensor]:
                 member.append(("wide", wkey, d))
     pair_list = sorted(pairs, key=lambda e: (not e[2], e))
     wide_list = sorted(wide, key=lambda w: (not w[2], w))
-    where = {("pair", k): i for i, k in enumerate(pair_list)}
+    where: dict[tuple[str, tuple[object, ...]], int] = {("pair", k): i for i, k in enumerate(pair_list)}
     where.update({("wide", k): len(pair_list) + i for i, k in enumerate(wide_list)})
     checks: list[list[int]] = [[] for _ in range(d_count)]
-    for kind, key, d in member:
-        checks[d].append(where[(kind, key)])
+    for kind, found, d in member:
+        checks[d].append(where[(kind, found)])
     return {
         "pair_tail": torch.tensor([e[0] for e in pair_list], dtype=torch.long),
         "pair_head": torch.tensor([e[1] for e in pair_list], dtype=torch.long),
