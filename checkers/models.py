@@ -26,6 +26,7 @@ whole `torch.save(model)`, is refused). It must be a dict of exactly this form::
 description implies, and there must be no other key. When `input_shape` has more than
 one dimension, the module first reshapes each flat sample to it. Its output must be flat:
 the last layer is a linear layer or a flatten. `save_model` writes this format.
+A dict with a "format" key is a Lipschitz network instead (`checkers.lipschitz.checkpoint`).
 Anything else is a `ModelError` naming the file.
 """
 
@@ -170,6 +171,11 @@ def _lazy(make: Callable[[], nn.Module]) -> nn.Module:
 
 
 def _build(data: Any) -> Model:
+    from checkers.lipschitz.checkpoint import build, is_lipschitz_checkpoint
+
+    if is_lipschitz_checkpoint(data):  # a LipschitzNet (checkers.lipschitz.checkpoint): its own, separate format
+        net = build(data)
+        return Model(net, net.input_shape)
     if not isinstance(data, dict) or set(data) != set(_KEYS):
         got = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
         raise ModelError(

@@ -204,6 +204,7 @@ def as_lipschitz(module: nn.Module, input_shape: Sequence[int]) -> LipschitzNet:
         raise ModelError(f"the certifier needs an nn.Sequential of known layers, got {type(module).__name__}")
     layers = list(module)
     if layers and isinstance(layers[0], Reshape):
+        input_shape = layers[0].shape
         layers = layers[1:]
     if not layers or not isinstance(layers[-1], nn.Linear):
         raise ModelError("the certifier needs a model whose last layer is linear (the head of the bottom logit)")
