@@ -107,6 +107,8 @@ def kind_depth(kind: ir.RobustKind, m: int) -> int:
 def _min_outside(rows: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
     """(B, K): entry k is min over l <= k and labels i outside T_k = {top[:, 0..k]} of rows[:, l, i]."""
     B, K, m = rows.shape
+    if K == 1:  # local robustness: every label but the prediction
+        return rows[:, 0].scatter(1, top, math.inf).amin(dim=1, keepdim=True)
     outside = torch.ones(B, m, dtype=torch.bool, device=rows.device)
     index = torch.arange(B, device=rows.device)
     out = []
@@ -165,19 +167,28 @@ def certify_scores(net: LipschitzNet, x: torch.Tensor, y: torch.Tensor, eps: flo
     scale = 1.0 if norm is ir.Norm.L2 else sqrt_dim(c.n_inputs)
     rad = eps * scale * (1 + _REL)  # the l2 radius to certify
     y64 = y.detach().to(torch.float64)
-    ktab = (c.table.to(y.device) * (c.body * (1 + _REL))) * (1 + _REL)
+    ktab = _scaled_table(c, y.device)
     xnorm = x.detach().to(torch.float64).norm(dim=1) * (1 + _REL)
     s0 = _SQRT2 * (2 * c.err0 + 2 * c.err1 * xnorm) * (1 + _REL)  # (B,) error at x and at the ball's centre term
     s1 = _SQRT2 * c.err1 * (1 + _REL)  # error growth per unit of l2 radius
-    top = y64.topk(depth, dim=1).indices
+    top = y.detach().topk(depth, dim=1).indices
     diff, kt = pair_rows(y64, top, ktab)
-    diff = diff - diff.abs() * _DIFF - s0[:, None, None]
-    allowed = _allowed(kind, top, m)
-    ok = (_min_outside(diff - (rad * kt + s1 * rad) * (1 + _REL), top) > 0) & allowed
+    # per pair, the largest l2 radius r with diff - r K - s0 - s1 r > 0 (float64 slack: _DIFF, _REL, 1e-9)
+    num = diff * (1 - _DIFF) - s0[:, None, None]
+    per_pair = torch.where(num > 0, num / (kt * (1 + _REL) + s1), torch.zeros((), dtype=num.dtype, device=num.device))
+    per_k = _min_outside(per_pair, top).masked_fill(~_allowed(kind, top, m), 0.0) * (1 - 1e-9)  # (B, K)
+    ok = per_k > rad
     k = torch.where(ok.any(dim=1), ok.to(torch.int8).argmax(dim=1) + 1, 0)
-    per_pair = torch.where(diff > 0, diff / (kt * (1 + _REL) + s1), torch.zeros((), dtype=diff.dtype, device=diff.device))
-    radius = _min_outside(per_pair, top).masked_fill(~allowed, 0.0).amax(dim=1) * (1 - 1e-9) / scale
+    radius = per_k.amax(dim=1) / scale
     return Certificates(y, top[:, 0], k, k > 0, top, radius)
 
 
 _SQRT2 = math.sqrt(2.0) * (1 + 2.0**-50)
+
+
+def _scaled_table(c: Constants, device: torch.device) -> torch.Tensor:
+    """K_ji = body * table (rounded up), on the device: cached on the (immutable) constants object."""
+    cache = c.__dict__.setdefault("_scaled", {})
+    if device not in cache:
+        cache[device] = (c.table * (c.body * (1 + _REL)) * (1 + _REL)).to(device)
+    return cache[device]  # type: ignore[no-any-return]

@@ -163,7 +163,9 @@ def constants(net: LipschitzNet) -> Constants:
         e0, e1 = float_error(net)
         return Constants(net.body_bound(), table, e0, e1, net.n_inputs)
 
-    return cache.get(param_key(net), compute)  # type: ignore[no-any-return]
+    # identity, storage pointer and version counter of every parameter: any in-place change, load_state_dict
+    # or new tensor changes the key (the layers' own caches add a float64 sum of the weights)
+    return cache.get(param_key(net, fingerprint=False), compute)  # type: ignore[no-any-return]
 
 
 def _convert(k: int, layer: nn.Module) -> nn.Module:
