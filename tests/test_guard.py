@@ -46,8 +46,12 @@ def test_next_below_is_nextafter_on_special_values(dtype: torch.dtype) -> None:
     info = torch.finfo(dtype)
     tiny = info.smallest_normal * info.eps
     specials = [0.0, -0.0, tiny, -tiny, info.smallest_normal, -info.smallest_normal, 1.0, -1.0, 2.0, -2.0, 0.5,
-                info.max, -info.max, 3.0, -3.0, 1.5, info.smallest_normal * 2, 1e-3, -7.25]
+                info.max, 3.0, -3.0, 1.5, info.smallest_normal * 2, 1e-3, -7.25, tiny * 3, -tiny * 5]
+    specials += [info.smallest_normal * 2.0**k * (1 + j * info.eps) for k in (1, 7, 23, 25, 26, 27, 60)
+                 for j in (0, 1, 2, 3)]
+    specials += [-v for v in specials]
     v = torch.tensor(specials, dtype=torch.float64).to(dtype)
+    v = v[torch.isfinite(v)]  # 2**-126 * 2**60 is past float16's range
     if dtype in (torch.float16, torch.bfloat16):  # torch.nextafter has no kernel for these: compare in float32 bits
         step = torch.tensor([1], dtype=torch.int16)
         bits = v.view(torch.int16)

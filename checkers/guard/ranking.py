@@ -29,21 +29,34 @@ the returned tensor itself, not only before rounding.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
 def next_below(v: torch.Tensor) -> torch.Tensor:
-    """The next representable value below v, elementwise, with plain arithmetic (exportable to ONNX).
+    """The next representable value below finite v, elementwise, with plain arithmetic (exportable to ONNX).
 
-    v - max(|v| * c, tiny) with c = eps/2 + eps**2 rounds to the float just below v for every
-    finite v (normal, subnormal or zero) in round-to-nearest: the subtracted amount lies
-    strictly between half a spacing and one and a half spacings below v. -inf stays -inf and
-    the largest negative float goes to -inf. Equal to torch.nextafter(v, -inf) (tested).
+    For |v| >= 2**(emin + p + 2): v - |v| * c with c = eps/2 + eps**2 (p the precision): the
+    amount subtracted lies strictly between half a spacing and one and a half spacings
+    below v, so round-to-nearest lands on the next float. Smaller normal v are scaled up by
+    2**(p + 2) first (exact; the product would otherwise round in the subnormal range),
+    and subnormals, zero and +-2**emin step by the smallest subnormal (below 2**emin the
+    spacing stops halving). The largest negative float goes
+    to -inf. Equal to torch.nextafter(v, -inf) (tested on every special value and on random
+    bit patterns).
     """
     info = torch.finfo(v.dtype)
+    precision = round(-math.log2(info.eps)) + 1
     c = info.eps / 2 + info.eps**2
     tiny = info.smallest_normal * info.eps
-    return v - torch.clamp(v.abs() * c, min=tiny)
+    scale = 2.0 ** (precision + 2)
+    size = v.abs()
+    large = v - size * c
+    w = v * scale
+    small = (w - w.abs() * c) * (1.0 / scale)
+    return torch.where(size >= info.smallest_normal * scale, large,
+                       torch.where(size > info.smallest_normal, small, v - tiny))
 
 
 def ranks(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
