@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+import shlex
+
+import pytest
 
 import spec
+from checkers.cli import main
 from conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
@@ -27,3 +31,15 @@ def test_the_readme_opens_with_install_and_test_commands() -> None:
     assert install.startswith("pip install torch==2.13.0 && pip install -e")
     assert test == "python -m pytest"
     assert (ROOT / ".ci" / "run").read_text().strip().endswith(test)
+
+
+def test_the_main_job_runs_from_a_clone(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The install command ends with the main job, on files a clone ships: it must succeed."""
+    first_block = re.search(r"```sh\n(.*?)```", README, re.S)
+    assert first_block is not None
+    job = shlex.split(first_block.group(1).strip().splitlines()[0].split("&&")[-1])
+    assert job[0] == "certspec"
+    monkeypatch.chdir(ROOT)
+    assert all((ROOT / arg).exists() for arg in job if arg.startswith("examples/"))
+    assert main(job[1:]) == 0
+    assert "VRA" in capsys.readouterr().out
