@@ -1,6 +1,7 @@
 """`certspec certify` and `certspec train`: the Lipschitz certifier and certified training on the command line.
 
     certspec certify SPEC --model [NAME=]PATH [--property NAME...] [--radii] [--plot OUT.png] [--json]
+    certspec certify SPEC --model [NAME=]PATH --method fgp [--timeout S] [--lower-bound] [--device D] [--json]
     certspec train SPEC -o OUT.pt [--eps E] [--epochs N] [--loss gloro|trades|emma] [--layer chord|linear]
 
 `certify` runs every robustness property (or those named) over its data set or points and
@@ -143,6 +144,10 @@ def certify_command(args: argparse.Namespace) -> int:
     from checkers.cli import _model_args, _threads
     from checkers.lipschitz.certify import certify
 
+    if args.method == "fgp":  # fast geometric projections (checkers.fgp), local robustness of ReLU networks
+        from checkers.fgp.commands import fgp_command
+
+        return fgp_command(args)
     with _threads(args.threads):
         loaded = spec.load_file(args.spec)
         props = _robust_properties(loaded, args.property, args.spec)
@@ -244,6 +249,13 @@ def add_commands(sub: Any, count: Any, threads_help: str) -> None:
     cert.add_argument("--plot", metavar="OUT.png", help="plot VRA against eps (needs matplotlib: certspec[plot])")
     cert.add_argument("--threads", type=count, default=1, metavar="N", help=threads_help)
     cert.add_argument("--json", action="store_true", help="print one JSON list of results and nothing else")
+    cert.add_argument("--method", choices=("gloro", "fgp"), default="gloro",
+                      help="gloro: Lipschitz certificates (default); fgp: fast geometric projections for ReLU "
+                      "networks (local robustness: robust / not robust with a witness / unknown / timeout per point)")
+    cert.add_argument("--timeout", type=_positive, default=2.0, metavar="SECONDS",
+                      help="fgp: time limit per point (default 2)")
+    cert.add_argument("--lower-bound", action="store_true", help="fgp: search for the largest certified radius up to eps")
+    cert.add_argument("--device", default="cpu", help="fgp: torch device (cpu, cuda; default cpu)")
     cert.set_defaults(run=certify_command)
     tr = sub.add_parser(
         "train", help="train a certifiably robust model on the spec's data set",
