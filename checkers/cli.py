@@ -490,6 +490,9 @@ def _parser() -> argparse.ArgumentParser:
     from checkers.lipschitz.commands import add_commands  # certify, train: the Lipschitz certifier
 
     add_commands(sub, _count, THREADS_HELP)
+    from checkers.crosscheck.commands import add_command as add_crosscheck  # ensembles, certifiers vs attacks
+
+    add_crosscheck(sub, _count, THREADS_HELP)
     return parser
 
 
