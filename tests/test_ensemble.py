@@ -191,3 +191,15 @@ def test_crosscheck_trains_missing_members(tmp_path: Path, capsys: pytest.Captur
                  "--save", str(tmp_path / "out"), "--json"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.pt", "b.pt", "c.pt"]
     assert json.loads(capsys.readouterr().out)[0]["points"] == 360
+
+
+def test_crosscheck_shows_progress_on_a_terminal_only(capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    args = ["crosscheck", str(CASCADE / "cascade.prop"), "--property", "voters_robust", "--steps", "2"]
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(args) == 0
+    assert "crosscheck" in capsys.readouterr().err  # the tqdm bar
+    assert main([*args, "--json"]) == 0
+    assert capsys.readouterr().err == ""
