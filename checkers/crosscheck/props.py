@@ -1,0 +1,254 @@
+"""The cross-check of one property on one model: every applicable checker, every claim against every witness.
+
+Checkers and what they claim, per target (a region part, or a robustness centre):
+- `guard`: the guarded model (`checkers.guard`) meets an ordering of `Order` atoms wherever it
+  does not abstain (HOLDS on every target);
+- `gloro`: a certified centre (`checkers.lipschitz.certify`, argmax networks);
+- `fgp`: HOLDS at a centre, or a VIOLATED witness (ReLU networks);
+- `verifier`: HOLDS or a VIOLATED witness (`checkers.verify`, ReLU networks);
+- `hypothesis`, `pgd`: witnesses only (`checkers.testing`).
+Every witness, whoever found it, is replayed here (`checkers.testing.replay`: alone, in
+float32, in the region and ball exactly) before it counts. A contradiction is a HOLDS claim
+on a target for which a replayed witness exists (on the guarded model for the guard).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import nn
+
+from checkers.guard import Guarded
+from checkers.semantics import decision, holds, in_part
+from checkers.testing import Target, hypothesis_points, pgd_points, replay, target_points, targets
+from checkers.verdict import Status, Witness
+from spec import ir
+from spec.errors import GuardError, ModelError
+
+CLAIMERS = ("guard", "gloro", "fgp", "verifier")
+REFUTERS = ("hypothesis", "pgd", "fgp", "verifier")
+
+
+@dataclass(frozen=True)
+class PropertyOptions:
+    """examples: Hypothesis points per target; pgd_starts, pgd_steps; timeout: seconds for the verifier
+    (per property, per centre for robustness); checkers: which to run (default all)."""
+
+    examples: int = 50
+    pgd_starts: int = 8
+    pgd_steps: int = 20
+    timeout: float = 10.0
+    seed: int = 0
+    checkers: tuple[str, ...] = ("guard", "gloro", "fgp", "verifier", "hypothesis", "pgd")
+
+
+@dataclass(frozen=True)
+class PropertyContradiction:
+    """`checker` claimed `target` HOLDS; `found_by`'s replayed witness x (scores y, on `on`) refutes it."""
+
+    property: str
+    checker: str
+    found_by: str
+    target: int
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    on: str  # "model" or "guarded model"
+
+
+@dataclass
+class PropertyReport:
+    """What each checker did on one property: `ran[name]` is "ran" or why it does not apply."""
+
+    property: str
+    targets: int
+    ran: dict[str, str] = field(default_factory=dict)
+    holds: dict[str, list[int]] = field(default_factory=dict)
+    witnesses: dict[str, dict[int, Witness]] = field(default_factory=dict)
+    guard_witnesses: dict[str, dict[int, Witness]] = field(default_factory=dict)
+    contradictions: list[PropertyContradiction] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def applied(self, name: str) -> bool:
+        return self.ran.get(name) == "ran"
+
+
+def _guard_replay(guarded: Guarded, model: nn.Module, t: Target, x: torch.Tensor, decide: ir.Decide) -> Witness | None:
+    """A point of x (K, n) in the target where the guard does not abstain and its scores violate the target."""
+    x = x.detach().to(torch.float32)
+    if x.shape[0] == 0:
+        return None
+    for i in range(0, x.shape[0]):
+        with torch.no_grad():
+            y = model(x[i : i + 1])
+            result = guarded.explain(x[i : i + 1])
+        inside = in_part(t.part, x[i : i + 1], decision(y, decide))
+        if bool(inside[0]) and not bool(result.abstained[0]) and not bool(holds(t.rows, result.scores)[0]):
+            return Witness(tuple(x[i].tolist()), tuple(result.scores[0].tolist()), t.index)
+    return None
+
+
+def _guard_candidates(guarded: Guarded, model: nn.Module, t: Target, x: torch.Tensor, decide: ir.Decide) -> torch.Tensor:
+    """The candidates worth replaying one by one: in the part, not abstained, violated (batched screen)."""
+    if x.shape[0] == 0:
+        return x
+    with torch.no_grad():
+        y = model(x)
+        result = guarded.explain(x)
+    keep = in_part(t.part, x, decision(y, decide)) & ~result.abstained & ~holds(t.rows, result.scores)
+    return x[keep][:8]
+
+
+def _claim_gloro(model: nn.Module, prop: ir.Property, network: ir.Network, report: PropertyReport) -> None:
+    from checkers.lipschitz.certify import certify
+    from checkers.lipschitz.network import as_lipschitz
+
+    req = prop.requirement
+    if not isinstance(req, ir.Robust) or not isinstance(req.kind, ir.Local) or req.dataset is not None:
+        report.ran["gloro"] = "not a local robustness property at points"
+        return
+    if network.decide is not ir.Decide.ARGMAX:
+        report.ran["gloro"] = "GloRo certifies argmax predictions"
+        return
+    try:
+        net = as_lipschitz(model, network.input_shape)
+    except ModelError as err:
+        report.ran["gloro"] = err.message
+        return
+    cert = certify(net, torch.tensor(req.points, dtype=torch.float32), req.eps, req.norm)
+    report.ran["gloro"] = "ran"
+    report.holds["gloro"] = cert.certified.nonzero().flatten().tolist()
+
+
+def _claim_fgp(model: nn.Module, prop: ir.Property, network: ir.Network, report: PropertyReport,
+               options: PropertyOptions) -> None:
+    from checkers.fgp import FGP, FGPOptions
+
+    req = prop.requirement
+    if not isinstance(req, ir.Robust) or not isinstance(req.kind, ir.Local) or req.dataset is not None:
+        report.ran["fgp"] = "not a local robustness property at points"
+        return
+    try:
+        fgp = FGP(model, network.n_inputs, domain=network.domain, decide=network.decide,
+                  options=FGPOptions(timeout=options.timeout))
+    except ModelError as err:
+        report.ran["fgp"] = err.message
+        return
+    report.ran["fgp"] = "ran"
+    report.holds["fgp"], report.witnesses["fgp"] = [], {}
+    for k, centre in enumerate(req.points):
+        result = fgp.check(torch.tensor(centre, dtype=torch.float64), req.eps, req.norm)
+        if result.verdict.status is Status.HOLDS:
+            report.holds["fgp"].append(k)
+        elif result.verdict.witness is not None:
+            report.witnesses["fgp"][k] = replace(result.verdict.witness, part=k)
+
+
+def _claim_verifier(model: nn.Module, prop: ir.Property, network: ir.Network, report: PropertyReport,
+                    options: PropertyOptions) -> None:
+    from checkers.verify import VerifyOptions, verify_property
+
+    req = prop.requirement
+    opts = VerifyOptions(timeout=options.timeout, seed=options.seed, attack_starts=4, attack_steps=5)
+    subs: list[tuple[list[int], ir.Property]]
+    if isinstance(req, ir.Robust):
+        subs = [([k], replace(prop, requirement=replace(req, points=(c,)))) for k, c in enumerate(req.points)]
+    else:
+        subs = [(list(range(len(prop.region.parts))), prop)]
+    report.holds["verifier"], report.witnesses["verifier"] = [], {}
+    try:
+        for indices, sub in subs:
+            verdict = verify_property(model, sub, network, opts)
+            if verdict.status is Status.HOLDS:
+                report.holds["verifier"] += indices
+            elif verdict.witness is not None:
+                k = indices[0] if isinstance(req, ir.Robust) else verdict.witness.part
+                report.witnesses["verifier"][k] = replace(verdict.witness, part=k)
+    except ModelError as err:
+        report.ran["verifier"] = err.message
+        return
+    report.ran["verifier"] = "ran"
+
+
+def _guarded(model: nn.Module, prop: ir.Property, network: ir.Network, report: PropertyReport) -> Guarded | None:
+    from checkers.guard import compile_guard
+
+    if not isinstance(prop.requirement, ir.Ordering):
+        report.ran["guard"] = "guards enforce orderings"
+        return None
+    try:
+        guarded = compile_guard([prop], model, network)
+    except GuardError as err:
+        report.ran["guard"] = err.message
+        return None
+    report.ran["guard"] = "ran"
+    report.holds["guard"] = list(range(len(prop.region.parts)))
+    return guarded
+
+
+def check_property(model: nn.Module, prop: ir.Property, network: ir.Network,
+                   options: PropertyOptions = PropertyOptions(), drawn: list[list[tuple[float, ...]]] | None = None,
+                   ) -> PropertyReport:
+    """Run every applicable checker in `options.checkers` on `prop` and collect the contradictions.
+
+    `drawn`: Hypothesis points per target drawn by the caller (batched runs); default: our own run.
+    """
+    model = model.eval()
+    found = targets(model, prop, network)
+    report = PropertyReport(prop.name, len(found))
+    run = options.checkers
+    guarded = _guarded(model, prop, network, report) if "guard" in run else None
+    if "gloro" in run:
+        _claim_gloro(model, prop, network, report)
+    if "fgp" in run:
+        _claim_fgp(model, prop, network, report, options)
+    if "verifier" in run:
+        _claim_verifier(model, prop, network, report, options)
+    candidates: dict[str, list[torch.Tensor]] = {}
+    if "hypothesis" in run:
+        if drawn is None:
+            drawn = hypothesis_points([target_points(t) for t in found], options.examples * len(found), options.seed)
+        candidates["hypothesis"] = [torch.tensor(p, dtype=torch.float32).reshape(len(p), network.n_inputs) for p in drawn]
+        report.ran["hypothesis"] = "ran"
+    if "pgd" in run:
+        candidates["pgd"] = [pgd_points(model, t, starts=options.pgd_starts, steps=options.pgd_steps, seed=options.seed)
+                             for t in found]
+        report.ran["pgd"] = "ran"
+    for name, per_target in candidates.items():
+        report.witnesses[name] = {}
+        report.guard_witnesses[name] = {}
+        for t, x in zip(found, per_target, strict=True):
+            w = replay(model, t, x, network.decide)
+            if w is not None:
+                report.witnesses[name][t.index] = w
+            if guarded is not None:
+                gw = _guard_replay(guarded, model, t, _guard_candidates(guarded, model, t, x, network.decide), network.decide)
+                if gw is not None:
+                    report.guard_witnesses[name][t.index] = gw
+    _verify_witnesses(model, found, report, network.decide)
+    _contradictions(prop, report)
+    return report
+
+
+def _verify_witnesses(model: nn.Module, found: list[Target], report: PropertyReport, decide: ir.Decide) -> None:
+    """Replay the witnesses the checkers found themselves (fgp, verifier); drop any that do not replay."""
+    by_index = {t.index: t for t in found}
+    for name in ("fgp", "verifier"):
+        for k, w in list(report.witnesses.get(name, {}).items()):
+            again = replay(model, by_index[k], torch.tensor([w.x], dtype=torch.float32), decide)
+            if again is None:
+                del report.witnesses[name][k]
+                report.notes.append(f"{name}: its witness at target {k} did not replay (dropped)")
+            else:
+                report.witnesses[name][k] = again
+
+
+def _contradictions(prop: ir.Property, report: PropertyReport) -> None:
+    for checker, claimed in report.holds.items():
+        pool = report.guard_witnesses if checker == "guard" else report.witnesses
+        for found_by, witnesses in pool.items():
+            for k in claimed:
+                w = witnesses.get(k)
+                if w is not None:
+                    on = "guarded model" if checker == "guard" else "model"
+                    report.contradictions.append(PropertyContradiction(prop.name, checker, found_by, k, w.x, w.y, on))

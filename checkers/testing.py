@@ -1,0 +1,281 @@
+"""A pytest-friendly API: look for counterexamples to a property, and assert that it holds.
+
+    >>> from checkers.testing import assert_holds, find_counterexample
+    >>> assert_holds(model, prop, network)             # AssertionError with the replayed witness
+    >>> witness = find_counterexample(model, prop)     # a checkers.verdict.Witness, or None
+
+Falsifiers: Hypothesis over `checkers.strategies.inputs_in` (corners, faces, float32
+neighbours) and PGD (`checkers.attack.pgd`) on the violation margin. Every candidate is
+replayed alone on the model in float32 and checked exactly (`checkers.semantics`, and
+rationals for the ball); only then is it a witness. Properties: `Ordering` requirements
+(a `predicted in` condition is read off the model's own scores) and local robustness at
+given points (the label at the centre must stay strictly ahead in the ball and domain: a
+tie is a change). Inside a Hypothesis test, pass `data=data` (an `st.data()` draw): the
+points are then drawn by the outer test, which shrinks them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TypeVar
+from fractions import Fraction
+
+import hypothesis
+import torch
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
+from torch import nn
+
+from checkers.attack import pgd
+from checkers.semantics import Rows, compile_ordering, decision, holds, in_part
+from checkers.strategies import inputs_in
+from checkers.verdict import Status, Verdict, Witness
+from spec import ir
+from spec.errors import UsageError
+
+T = TypeVar("T")
+
+__all__ = ["Target", "assert_holds", "examples_of", "find_counterexample", "format_witness", "replay", "targets"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One thing to falsify: `part` (a box with half-spaces) and `rows` must hold on it.
+
+    `index` is the region part, or for robustness the centre; `ball` (centre, eps, norm)
+    further limits the points; `label` is the label at the centre."""
+
+    index: int
+    part: ir.RegionPart
+    rows: Rows
+    ball: tuple[tuple[float, ...], float, ir.Norm] | None = None
+    label: int | None = None
+
+
+def _scores(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        y: torch.Tensor = model(x.to(torch.float32))
+    return y
+
+
+def targets(model: nn.Module, prop: ir.Property, network: ir.Network | None = None) -> list[Target]:
+    """The property as targets. Raises UsageError for what the falsifiers cannot check."""
+    req = prop.requirement
+    decide = network.decide if network is not None else ir.Decide.ARGMAX
+    if isinstance(req, ir.Ordering):
+        m = network.n_outputs if network is not None else int(_scores(model, _zeros(prop)).shape[1])
+        rows = compile_ordering(req, m)
+        return [Target(k, part, rows) for k, part in enumerate(prop.region.parts)]
+    if not isinstance(req.kind, ir.Local) or req.dataset is not None:
+        raise UsageError(f"property {prop.name}: the falsifiers check orderings and local robustness at given points, "
+                         f"not {ir.requirement_str(req)!r}")
+    out = []
+    for k, centre in enumerate(req.points):
+        y = _scores(model, torch.tensor([centre], dtype=torch.float32))
+        label, m = int(decision(y, decide)[0]), int(y.shape[1])
+        pairs = [(label, j) if decide is ir.Decide.ARGMAX else (j, label) for j in range(m) if j != label]
+        rows = compile_ordering(ir.Ordering((tuple(ir.Order(a, b, True) for a, b in pairs),)), m)
+        box = ir.Box(tuple(c - req.eps for c in centre), tuple(c + req.eps for c in centre),
+                     (False,) * len(centre), (False,) * len(centre))
+        if network is not None:
+            box = box.intersect(network.domain)
+        out.append(Target(k, ir.RegionPart(box), rows, (centre, req.eps, req.norm), label))
+    return out
+
+
+def _zeros(prop: ir.Property) -> torch.Tensor:
+    return torch.zeros(1, len(prop.region.parts[0].box.lower))
+
+
+def _in_ball(x: list[float], ball: tuple[tuple[float, ...], float, ir.Norm]) -> bool:
+    centre, eps, norm = ball
+    d = [Fraction(a) - Fraction(c) for a, c in zip(x, centre, strict=True)]
+    if norm is ir.Norm.LINF:
+        return all(abs(v) <= Fraction(eps) for v in d)
+    return sum(v * v for v in d) <= Fraction(eps) ** 2
+
+
+def replay(model: nn.Module, target: Target, x: torch.Tensor, decide: ir.Decide = ir.Decide.ARGMAX,
+           limit: int = 8) -> Witness | None:
+    """The first candidate of x (K, n) that, replayed alone in float32, lies in the target and violates it."""
+    x = x.detach().to(torch.float32)
+    if x.shape[0] == 0:
+        return None
+    y = _scores(model, x)
+    inside = in_part(replace(target.part, predicted=None), x)
+    if target.part.predicted is not None:
+        inside &= torch.isin(decision(y, decide), torch.tensor(target.part.predicted))
+    bad = inside & ~holds(target.rows, y)
+    for i in bad.nonzero().flatten().tolist()[:limit]:
+        point = x[i].tolist()
+        if target.ball is not None and not _in_ball(point, target.ball):
+            continue
+        alone = _scores(model, x[i : i + 1])
+        if target.part.predicted is not None and int(decision(alone, decide)[0]) not in target.part.predicted:
+            continue
+        if not bool(holds(target.rows, alone)[0]):
+            return Witness(tuple(point), tuple(alone[0].tolist()), target.index)
+    return None
+
+
+def target_points(target: Target) -> st.SearchStrategy[tuple[float, ...]]:
+    """Hypothesis points for a target: `inputs_in` its box, and for an l2 ball also points pushed onto the sphere."""
+    points = inputs_in(replace(target.part, predicted=None))
+    if target.ball is None or target.ball[2] is ir.Norm.LINF:
+        return points
+    centre, eps, _ = target.ball
+    c = torch.tensor(centre, dtype=torch.float64)
+
+    def onto_sphere(p: tuple[float, ...]) -> tuple[float, ...]:
+        d = torch.tensor(p, dtype=torch.float64) - c
+        n = float(d.norm())
+        return tuple((c + d * (eps / n)).to(torch.float32).tolist()) if n > 0 else p
+
+    return st.one_of(points, points.map(onto_sphere))
+
+
+def hypothesis_points(strategies: list[st.SearchStrategy[tuple[float, ...]]], examples: int, seed: int = 0,
+                      data: st.DataObject | None = None) -> list[list[tuple[float, ...]]]:
+    """Points for each strategy: `examples` draws in all, by `data` or by a run of our own."""
+    picks = st.integers(0, len(strategies) - 1).flatmap(lambda k: st.tuples(st.just(k), strategies[k]))
+    out: list[list[tuple[float, ...]]] = [[] for _ in strategies]
+    if not strategies:
+        return out
+    if data is not None:
+        for _ in range(examples):
+            k, p = data.draw(picks)
+            out[k].append(p)
+        return out
+    if currently_in_test_context():
+        raise UsageError("called inside a Hypothesis test: pass data=... (a st.data() draw) so that the outer test "
+                         "draws the points (Hypothesis does not nest @given)")
+
+    @hypothesis.seed(seed)
+    @settings(max_examples=examples, database=None, deadline=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(picks)
+    def collect(pick: tuple[int, tuple[float, ...]]) -> None:
+        out[pick[0]].append(pick[1])
+
+    collect()
+    return out
+
+
+def points_together(strategies: list[st.SearchStrategy[tuple[float, ...]]], examples: int,
+                    seed: int = 0) -> list[list[tuple[float, ...]]]:
+    """`examples` points for every strategy, one run of Hypothesis drawing one point of each per example (batched)."""
+    out: list[list[tuple[float, ...]]] = [[] for _ in strategies]
+    for drawn in examples_of(st.tuples(*strategies), examples, seed):
+        for k, p in enumerate(drawn):
+            out[k].append(p)
+    return out
+
+
+def examples_of(strategy: st.SearchStrategy[T], count: int, seed: int = 0) -> list[T]:
+    """`count` examples of a strategy, from a run of Hypothesis seeded by `seed` (not shrunk, no database).
+
+    Hypothesis may stop early when the strategy has fewer distinct examples; the list is then shorter.
+    """
+    if currently_in_test_context():
+        raise UsageError("examples_of is for building batches outside a Hypothesis test")
+    out: list[T] = []
+
+    @hypothesis.seed(seed)
+    @settings(max_examples=count, database=None, deadline=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def collect(example: T) -> None:
+        out.append(example)
+
+    collect()
+    return out
+
+
+def pgd_points(model: nn.Module, target: Target, *, starts: int = 8, steps: int = 20, seed: int = 0) -> torch.Tensor:
+    """PGD candidates (K, n) for the target (its box; an l2 ball's points are pulled into the ball)."""
+    lo = torch.tensor(target.part.box.lower, dtype=torch.float64)
+    hi = torch.tensor(target.part.box.upper, dtype=torch.float64)
+    if not (torch.isfinite(lo).all() and torch.isfinite(hi).all()) or not target.rows.disjuncts:
+        return torch.zeros(0, lo.numel())
+    gen = torch.Generator().manual_seed(seed)
+    x = pgd(model, target.rows, lo, hi, starts=starts, steps=steps, generator=gen)
+    if target.ball is not None and target.ball[2] is ir.Norm.L2:
+        c = torch.tensor(target.ball[0], dtype=torch.float64)
+        d = x.to(torch.float64) - c
+        scale = (target.ball[1] / d.norm(dim=1).clamp(min=1e-300)).clamp(max=1.0)
+        x = torch.cat([x, (c + d * scale[:, None]).to(torch.float32)])
+    return x
+
+
+def find_counterexample(model: nn.Module, prop: ir.Property, network: ir.Network | None = None, *,
+                        examples: int = 200, pgd_steps: int = 30, seed: int = 0,
+                        data: st.DataObject | None = None) -> Witness | None:
+    """A replayed float32 counterexample to `prop` on `model` ((B, n) -> (B, m)), or None.
+
+    Args:
+        network: the declared network (its decide rule and domain); default argmax, no domain.
+        examples: Hypothesis points in all; pgd_steps: PGD steps (0: no PGD).
+        data: inside a Hypothesis test, its `st.data()` object (the outer test draws the points).
+    Raises UsageError for a property the falsifiers cannot check (top-k, affinity, a data set).
+    """
+    if not isinstance(examples, int) or examples < 1:
+        raise UsageError(f"examples={examples!r} must be a positive integer")
+    decide = network.decide if network is not None else ir.Decide.ARGMAX
+    model = model.eval()
+    found = targets(model, prop, network)
+    drawn = hypothesis_points([target_points(t) for t in found], examples, seed, data)
+    for t, points in zip(found, drawn, strict=True):
+        w = replay(model, t, torch.tensor(points, dtype=torch.float32).reshape(len(points), -1), decide)
+        if w is not None:
+            return w
+    if pgd_steps > 0:
+        for t in found:
+            w = replay(model, t, pgd_points(model, t, steps=pgd_steps, seed=seed), decide)
+            if w is not None:
+                return w
+    return None
+
+
+def format_witness(prop: ir.Property, w: Witness, network: ir.Network | None = None, how: str = "") -> str:
+    """A message that shows the witness: x, the float32 scores, the prediction and what fails."""
+    decide = network.decide if network is not None else ir.Decide.ARGMAX
+    y = torch.tensor([w.y])
+    label = int(decision(y, decide)[0])
+    req = prop.requirement
+    where = f"centre {w.part} = {list(req.points[w.part])}" if isinstance(req, ir.Robust) else f"region part {w.part}"
+    return (f"property {prop.name} fails{f' ({how})' if how else ''}: a float32 counterexample, replayed alone\n"
+            f"  x      = {list(w.x)}  (in {where})\n  scores = {list(w.y)}\n  prediction = {label}\n"
+            f"  requirement: {ir.requirement_str(req)}")
+
+
+def assert_holds(model: nn.Module, prop: ir.Property, network: ir.Network | None = None, *, verify: bool = True,
+                 require_proof: bool = False, timeout: float = 10.0, examples: int = 200, pgd_steps: int = 30,
+                 seed: int = 0, data: st.DataObject | None = None) -> Verdict | None:
+    """Fail (AssertionError showing the replayed witness) when a falsifier or the exact verifier refutes `prop`.
+
+    The exact verifier (`checkers.verify`) runs when `verify` and it applies (a ReLU network,
+    a declared `network`, an ordering or local robustness at points). Returns its verdict
+    (None when it did not run). With `require_proof`, anything but HOLDS fails too.
+    """
+    w = find_counterexample(model, prop, network, examples=examples, pgd_steps=pgd_steps, seed=seed, data=data)
+    if w is not None:
+        raise AssertionError(format_witness(prop, w, network, "found by the falsifiers"))
+    verdict = None
+    if verify and network is not None:
+        from checkers.verify import VerifyOptions, verify_property
+        from spec.errors import ModelError
+
+        try:
+            verdict = verify_property(model, prop, network, VerifyOptions(timeout=timeout, seed=seed))
+        except ModelError as err:
+            if require_proof:
+                raise AssertionError(f"property {prop.name}: no proof: {err.message}") from None
+            return None
+        if verdict.status is Status.VIOLATED:
+            assert verdict.witness is not None
+            raise AssertionError(format_witness(prop, verdict.witness, network, "found by the exact verifier"))
+    if require_proof and (verdict is None or verdict.status is not Status.HOLDS):
+        why = "no network given" if verdict is None else f"{verdict.status.value}: {verdict.reason}"
+        raise AssertionError(f"property {prop.name}: not proven ({why})")
+    return verdict
