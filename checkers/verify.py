@@ -24,6 +24,7 @@ split further without a decision, or a counterexample in exact arithmetic only).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -232,6 +233,8 @@ class _Search:
         part = ir.RegionPart(target.part.box.intersect(box), target.part.halfspaces)
         drift = Drift(tuple(output_error(self.net, lo[None], hi[None], hidden)[0].tolist()),
                       {atom: float(m) for atom, m in zip(self.rows.atoms, margin.tolist(), strict=True)})
+        if not all(map(math.isfinite, [*drift.output, *drift.atoms.values(), *lo.tolist(), *hi.tolist()])):
+            return "open", None  # an overflowing error bound (or box) has no exact value for Z3
         result, x = z3_decide(self.net, part, self.req, timeout_ms=min(ms, left_ms), hidden=hidden, drift=drift)
         if result == "unsat":
             return "proven", None
