@@ -16,6 +16,10 @@ and replayed; if the float32 model does not violate there but the real network d
 verdict is then UNKNOWN, with the point in the reason and in `stats["exact_witness"]`,
 never HOLDS and never VIOLATED.
 
+With more than `relu_split_inputs` inputs (an image), splitting the input box is
+hopeless; the branch and bound then splits ReLU phases instead (`checkers.relusplit`:
+beta-CROWN bounds, the same float32 margin).
+
 Verdicts: HOLDS (proven for the float32 model on every float32 input of the region),
 VIOLATED (a replayed float32 witness), TIMEOUT (the time limit), UNKNOWN (a reason:
 an unsupported requirement or region, an unbounded region, boxes that could not be
@@ -37,6 +41,7 @@ from checkers.attack import inner_float32, pgd, random_points
 from checkers.bounds import HiddenBounds, crown_hidden_bounds, input_sensitivity, spec_upper_bounds
 from checkers.floaterror import output_error, row_error
 from checkers.plnet import PLNet, from_module
+from checkers.relusplit import relu_split
 from checkers.semantics import Rows, compile_ordering, holds, in_part
 from checkers.verdict import Status, Verdict, Witness
 from checkers.z3check import Drift, real_holds, real_scores, z3_decide
@@ -59,7 +64,9 @@ class VerifyOptions:
     it would split is below this fraction of the region's (splitting further cannot
     shrink the margin below the rounding error). exact_neurons, exact_depth, exact_ms:
     the Z3 leaves (see the module docstring); exact_ms is the Z3 time for a box the bounds
-    gave up on (a tenth of it for one they may still settle)."""
+    gave up on (a tenth of it for one they may still settle). relu_split_inputs: a region
+    with more inputs than this is decided by branching on ReLU phases
+    (`checkers.relusplit`) instead of splitting the input box."""
 
     timeout: float = 60.0
     batch: int = 512
@@ -71,6 +78,7 @@ class VerifyOptions:
     exact_neurons: int = 64
     exact_depth: int = 8
     exact_ms: int = 2000
+    relu_split_inputs: int = 32
 
 
 @dataclass
@@ -141,6 +149,8 @@ class _Search:
         return out
 
     def prove(self, target: _Part, progress: Progress | None) -> Verdict:
+        if self.net.n_inputs > self.options.relu_split_inputs and len(self.net.weights) > 1:
+            return self._prove_by_relu_split(target)
         root_lo, root_hi = target.lower[None], target.upper[None]
         total = float((root_hi - root_lo).clamp(min=0).prod()) or 1.0
         stack: list[_Boxes] = [(root_lo, root_hi, None, torch.zeros(1, dtype=torch.long))]
@@ -216,6 +226,21 @@ class _Search:
         if undecided:
             return Verdict(Status.UNKNOWN, reason=f"{undecided} boxes narrower than {self.options.min_width} stayed undecided")
         return Verdict(Status.HOLDS, reason="every box proven by linear bounds or Z3, with the float32 error margin")
+
+    def _prove_by_relu_split(self, target: _Part) -> Verdict:
+        """Branch on ReLU phases over the part's box (half-spaces and an l2 ball are bounded by the box)."""
+        root = crown_hidden_bounds(self.net, target.lower[None], target.upper[None])
+        outcome, domains = relu_split(self.net, self.rows, target.lower, target.upper, root, self.deadline)
+        self.boxes += domains
+        if outcome == "holds":
+            return Verdict(Status.HOLDS, reason=f"all {domains} ReLU-phase domains proven by beta-CROWN bounds, with "
+                           "the float32 error margin")
+        if outcome == "timeout":
+            return Verdict(Status.TIMEOUT, reason=f"time limit reached after {domains} ReLU-phase domains")
+        if outcome == "float":
+            return Verdict(Status.UNKNOWN, reason="holds for the real-valued network, but on a domain with every neuron "
+                           "fixed the margin is within the float32 rounding bound")
+        return Verdict(Status.UNKNOWN, reason="a ReLU-phase domain with every neuron fixed stayed unproven")
 
     def _exact_leaf(
         self, target: _Part, lo: torch.Tensor, hi: torch.Tensor, hidden: HiddenBounds, margin: torch.Tensor, ms: int,

@@ -147,3 +147,20 @@ def test_a_counterexample_in_exact_arithmetic_only_is_reported_as_such() -> None
     assert v.status is Status.UNKNOWN, v
     assert "exact arithmetic" in v.reason
     assert v.stats["exact_witness"] == ["1/3"]
+
+
+def test_many_inputs_branch_on_relu_phases() -> None:
+    """A 40-input network (more than relu_split_inputs) is decided by branching on ReLU phases:
+    its prediction at the centre is kept on a small box (HOLDS), not on a huge one (VIOLATED)."""
+    from nets import random_mlp
+
+    module = random_mlp(7, 40, [16, 16], 3)
+    label = int(module(torch.full((1, 40), 0.5)).argmax())
+    others = " and ".join(f"y[{label}] > y[{j}]" for j in range(3) if j != label)
+    loaded = spec.load("network n : real[40] -> real[3]\n  domain x[*] in [0, 1]\n"
+                       f"property small:\n  when x[*] in [0.499, 0.501]\n  require {others}\n"
+                       f"property huge:\n  require {others}\n", "t.prop")
+    small = verify_property(module, loaded.property("small"), loaded.networks[0], OPTIONS)
+    assert small.status is Status.HOLDS, small
+    assert "ReLU-phase domains" in small.reason
+    assert verify_property(module, loaded.property("huge"), loaded.networks[0], OPTIONS).status is Status.VIOLATED

@@ -163,27 +163,29 @@ def check_verdict(module: nn.Sequential, net: PLNet, prop: ir.Property, verdict:
         counts[tag + (f"violated, float32 only, z3 {result}" if real_ok else f"violated, z3 {result}")] += 1
 
 
-def branch_and_bound_only(module: nn.Sequential, net: PLNet, prop: ir.Property, timeout: float) -> Verdict:
+def branch_and_bound_only(module: nn.Sequential, net: PLNet, prop: ir.Property, timeout: float,
+                          base: VerifyOptions = OPTIONS) -> Verdict:
     """The verifier's branch and bound without its falsifier, so that its own witnesses are exercised."""
     req, part = prop.requirement, prop.region.parts[0]
     assert isinstance(req, ir.Ordering)
-    options = VerifyOptions(timeout=timeout)
+    options = VerifyOptions(**{**base.__dict__, "timeout": timeout})
     search = _Search(module, net, req, options, time.monotonic() + timeout)
     lower, upper = torch.tensor(part.box.lower, dtype=torch.float64), torch.tensor(part.box.upper, dtype=torch.float64)
     return search.prove(_Part(0, part, lower, upper), None)
 
 
-def check_property(module: nn.Sequential, prop: ir.Property, counts: collections.Counter[str]) -> None:
+def check_property(module: nn.Sequential, prop: ir.Property, counts: collections.Counter[str],
+                   options: VerifyOptions = OPTIONS) -> None:
     net = from_module(module, (len(prop.region.parts[0].box.lower),))
-    verdict = verify_ordering(module, net, prop, OPTIONS)
+    verdict = verify_ordering(module, net, prop, options)
     check_verdict(module, net, prop, verdict, counts)
     if verdict.status is Status.VIOLATED and "falsifier" in verdict.reason:
-        alone = branch_and_bound_only(module, net, prop, BNB_TIMEOUT)
+        alone = branch_and_bound_only(module, net, prop, BNB_TIMEOUT, options)
         assert alone.status is not Status.HOLDS, "branch and bound proves what the falsifier refuted"
         check_verdict(module, net, prop, alone, counts, "b&b alone: ")
 
 
-def run_soundness(max_examples: int, budget: float) -> collections.Counter[str]:
+def run_soundness(max_examples: int, budget: float, options: VerifyOptions = OPTIONS) -> collections.Counter[str]:
     counts: collections.Counter[str] = collections.Counter()
     start = time.monotonic()
 
@@ -193,7 +195,7 @@ def run_soundness(max_examples: int, budget: float) -> collections.Counter[str]:
         if time.monotonic() - start > budget:
             counts["skipped (time budget)"] += 1
             return
-        check_property(*case, counts)
+        check_property(*case, counts, options)
 
     torch.set_num_threads(1)
     one()
@@ -213,6 +215,12 @@ def test_verifier_never_contradicts_z3_and_float32_replay() -> None:
 @pytest.mark.slow
 def test_verifier_never_contradicts_z3_and_float32_replay_more() -> None:
     run_soundness(max_examples=500, budget=160.0)
+
+
+def test_relu_phase_branching_never_contradicts_z3_and_float32_replay() -> None:
+    """The same oracles with the branch and bound on ReLU phases (what 784-input images get),
+    forced on the small networks by relu_split_inputs=0."""
+    run_soundness(max_examples=150, budget=60.0, options=VerifyOptions(**{**OPTIONS.__dict__, "relu_split_inputs": 0}))
 
 
 # ---------------------------------------------------------------- float32 versus the reals
