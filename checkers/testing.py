@@ -209,16 +209,22 @@ def pgd_points(model: nn.Module, target: Target, *, starts: int = 8, steps: int 
 
 
 def find_counterexample(model: nn.Module, prop: ir.Property, network: ir.Network | None = None, *,
-                        examples: int = 200, pgd_steps: int = 30, seed: int = 0,
+                        examples: int | None = None, pgd_steps: int | None = None, seed: int = 0,
                         data: st.DataObject | None = None) -> Witness | None:
     """A replayed float32 counterexample to `prop` on `model` ((B, n) -> (B, m)), or None.
 
     Args:
         network: the declared network (its decide rule and domain); default argmax, no domain.
-        examples: Hypothesis points in all; pgd_steps: PGD steps (0: no PGD).
+        examples: Hypothesis points in all (default 200 in a run of our own, 10 per example of an outer
+            test, which runs many examples anyway); pgd_steps: PGD steps (0: no PGD; default 30 in a run of
+            our own, 0 with `data`: the drawn points are then the whole search, so the outer test shrinks them).
         data: inside a Hypothesis test, its `st.data()` object (the outer test draws the points).
     Raises UsageError for a property the falsifiers cannot check (top-k, affinity, a data set).
     """
+    if examples is None:
+        examples = 200 if data is None else 10
+    if pgd_steps is None:
+        pgd_steps = 30 if data is None else 0
     if not isinstance(examples, int) or examples < 1:
         raise UsageError(f"examples={examples!r} must be a positive integer")
     decide = network.decide if network is not None else ir.Decide.ARGMAX
@@ -250,7 +256,8 @@ def format_witness(prop: ir.Property, w: Witness, network: ir.Network | None = N
 
 
 def assert_holds(model: nn.Module, prop: ir.Property, network: ir.Network | None = None, *, verify: bool = True,
-                 require_proof: bool = False, timeout: float = 10.0, examples: int = 200, pgd_steps: int = 30,
+                 require_proof: bool = False, timeout: float = 10.0, examples: int | None = None,
+                 pgd_steps: int | None = None,
                  seed: int = 0, data: st.DataObject | None = None) -> Verdict | None:
     """Fail (AssertionError showing the replayed witness) when a falsifier or the exact verifier refutes `prop`.
 

@@ -39,13 +39,15 @@ def _properties(loaded: ir.Spec, names: list[str] | None, file: str) -> list[ir.
     from checkers.cli import _find_property
 
     props = [_find_property(loaded, n, file) for n in dict.fromkeys(names)] if names else list(loaded.properties)
-    for p in props:
-        if not isinstance(p.requirement, ir.Robust):
-            raise UsageError(f"property {p.name} is not a robustness property: crosscheck compares robustness "
-                             "certificates (use certspec verify for the others)")
     if not props:
-        raise UsageError(f"{file} has no robustness properties to cross-check")
+        raise UsageError(f"{file} has no properties to cross-check")
     return props
+
+
+def _over_data(loaded: ir.Spec, p: ir.Property) -> bool:
+    """Robustness over a data set, or of an ensemble: the certifier-against-attack rows; the rest: per property."""
+    return isinstance(p.requirement, ir.Robust) and (
+        p.requirement.dataset is not None or any(e.name == p.target for e in loaded.ensembles))
 
 
 def _needed(loaded: ir.Spec, props: list[ir.Property]) -> list[str]:
@@ -143,7 +145,9 @@ def _cases(loaded: ir.Spec, props: list[ir.Property], nets: dict[str, LipschitzN
 def run(args: argparse.Namespace) -> tuple[list[Row], int]:
     show = sys.stderr.isatty() and not args.json
     loaded = spec.load_file(args.spec)
-    props = _properties(loaded, args.property, args.spec)
+    props = [p for p in _properties(loaded, args.property, args.spec) if _over_data(loaded, p)]
+    if not props:
+        return [], 0
     nets = _models(args, loaded, props, show)
     cases = _cases(loaded, props, nets)
     options = AttackOptions(steps=args.steps)
@@ -198,19 +202,25 @@ def _print(rows: list[Row]) -> None:
 
 def crosscheck_command(args: argparse.Namespace) -> int:
     from checkers.cli import _threads
+    from checkers.crosscheck.per_property import print_reports, report_json, run_properties
 
     with _threads(args.threads):
         rows, code = run(args)
+        reports = run_properties(args)
     if args.json:
         out: list[dict[str, Any]] = []
         for r in rows:
             d = asdict(r)
             d["broken_fraction"] = r.broken_fraction()
             out.append(d)
+        out += [report_json(r) for r in reports]
         print(json.dumps(out, indent=1, allow_nan=False))
     else:
-        _print(rows)
-    return code
+        if rows:
+            _print(rows)
+        if reports:
+            print_reports(reports, blank=bool(rows))
+    return max(code, 1 if any(r.contradictions for r in reports) else 0)
 
 
 def add_command(sub: Any, count: Any, threads_help: str) -> None:
@@ -229,6 +239,10 @@ def add_command(sub: Any, count: Any, threads_help: str) -> None:
     cc.add_argument("--train", action="store_true", help="train every network, even when a model file exists")
     cc.add_argument("--save", metavar="DIR", help="write the trained networks to DIR/NAME.pt")
     cc.add_argument("--steps", type=count, default=100, metavar="N", help="PGD steps per attack (default 100)")
+    cc.add_argument("--examples", type=count, default=200, metavar="N",
+                    help="Hypothesis points per target of a per-property check (default 200)")
+    cc.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                    help="seconds for the exact verifier and FGP per property or centre (default 30)")
     cc.add_argument("--threads", type=count, default=1, metavar="N", help=threads_help)
     cc.add_argument("--json", action="store_true", help="print one JSON list of rows and nothing else")
     cc.set_defaults(run=crosscheck_command)

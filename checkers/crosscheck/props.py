@@ -14,7 +14,10 @@ on a target for which a replayed witness exists (on the guarded model for the gu
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -25,6 +28,8 @@ from checkers.testing import Target, hypothesis_points, pgd_points, replay, targ
 from checkers.verdict import Status, Witness
 from spec import ir
 from spec.errors import GuardError, ModelError
+
+T = TypeVar("T")
 
 CLAIMERS = ("guard", "gloro", "fgp", "verifier")
 REFUTERS = ("hypothesis", "pgd", "fgp", "verifier")
@@ -99,6 +104,21 @@ def _guard_candidates(guarded: Guarded, model: nn.Module, t: Target, x: torch.Te
     return x[keep][:8]
 
 
+_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
+
+
+def _cached(model: nn.Module, key: tuple[Any, ...], make: Callable[[], T]) -> T:
+    """A checker's view of a model, built once per model and key (GloRo's constants, FGP's folded network).
+
+    The key includes each parameter's storage and version counter, so a weight changed in place
+    (an optimiser step, `copy_`) builds a new view: a stale constant would be unsound."""
+    key = (*key, tuple((t.data_ptr(), t._version) for t in (*model.parameters(), *model.buffers())))
+    per = _CACHE.setdefault(model, {})
+    if key not in per:
+        per[key] = make()
+    return per[key]  # type: ignore[no-any-return]
+
+
 def _claim_gloro(model: nn.Module, prop: ir.Property, network: ir.Network, report: PropertyReport) -> None:
     from checkers.lipschitz.certify import certify
     from checkers.lipschitz.network import as_lipschitz
@@ -111,7 +131,7 @@ def _claim_gloro(model: nn.Module, prop: ir.Property, network: ir.Network, repor
         report.ran["gloro"] = "GloRo certifies argmax predictions"
         return
     try:
-        net = as_lipschitz(model, network.input_shape)
+        net = _cached(model, ("gloro", network.input_shape), lambda: as_lipschitz(model, network.input_shape))
     except ModelError as err:
         report.ran["gloro"] = err.message
         return
@@ -129,8 +149,8 @@ def _claim_fgp(model: nn.Module, prop: ir.Property, network: ir.Network, report:
         report.ran["fgp"] = "not a local robustness property at points"
         return
     try:
-        fgp = FGP(model, network.n_inputs, domain=network.domain, decide=network.decide,
-                  options=FGPOptions(timeout=options.timeout))
+        fgp = _cached(model, ("fgp", network.domain, network.decide, options.timeout), lambda: FGP(
+            model, network.n_inputs, domain=network.domain, decide=network.decide, options=FGPOptions(timeout=options.timeout)))
     except ModelError as err:
         report.ran["fgp"] = err.message
         return
