@@ -21,6 +21,7 @@ and the leaves cover the box.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -29,6 +30,7 @@ from checkers.bounds import HiddenBounds, _relaxation
 from checkers.floaterror import row_error
 from checkers.plnet import PLNet
 from checkers.semantics import Rows
+from checkers.verdict import Witness
 
 ITERATIONS = 20  # Adam steps on (alpha, beta) per batch of domains
 BATCH = 64  # domains bounded at once
@@ -56,8 +58,9 @@ class _Domains:
 
 def _bounds(
     net: PLNet, lower: torch.Tensor, upper: torch.Tensor, rows: Rows, d: _Domains,
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Upper bounds (D, R) of the rows on each domain, and per layer the branching scores (D, w_k)."""
+) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    """Upper bounds (D, R) of the rows on each domain, per layer the branching scores (D, w_k), and
+    the input coefficients (D, R, n) of the last linear bound (where a row is largest: candidates)."""
     count, layers = len(d), len(d.lows)
     n_rows = rows.matrix.shape[0]
     relax = [_relaxation(lo, up) for lo, up in zip(d.lows, d.ups, strict=True)]
@@ -68,6 +71,7 @@ def _bounds(
     centre, radius = (lower + upper) / 2, (upper - lower) / 2
     best = torch.full((count, n_rows), torch.inf, dtype=torch.float64)
     scores: list[torch.Tensor] = []
+    coefficients = torch.zeros(0)
     for _ in range(ITERATIONS):
         lam = (rows.matrix @ net.weights[-1]).expand(count, -1, -1)
         const = (rows.matrix @ net.biases[-1] + rows.consts).expand(count, -1)
@@ -85,11 +89,11 @@ def _bounds(
         bound = torch.bmm(centre[:, None, :].expand(count, 1, -1), lam.transpose(1, 2))[:, 0] + const
         bound = bound + torch.bmm(radius[:, None, :].expand(count, 1, -1), lam.abs().transpose(1, 2))[:, 0]
         best = torch.minimum(best, bound.detach())
-        scores = intercepts[::-1]
+        scores, coefficients = intercepts[::-1], lam.detach()
         optimiser.zero_grad()
         torch.autograd.backward(bound.sum())
         optimiser.step()
-    return best, scores
+    return best, scores, coefficients
 
 
 def _proven(rows: Rows, value: torch.Tensor) -> torch.Tensor:
@@ -103,11 +107,14 @@ def _proven(rows: Rows, value: torch.Tensor) -> torch.Tensor:
 
 def relu_split(
     net: PLNet, rows: Rows, lower: torch.Tensor, upper: torch.Tensor, root: HiddenBounds, deadline: float,
-) -> tuple[str, int]:
-    """Branch on ReLU phases over the box [lower, upper] (n,): ("holds" | "float" | "stuck" | "timeout", domains).
+    check: Callable[[torch.Tensor], Witness | None] | None = None,
+) -> tuple[str, int, Witness | None]:
+    """Branch on ReLU phases over the box [lower, upper] (n,).
 
-    "holds": every leaf proven with the float32 margin; "float": some leaf is proven for
-    the real network only, with every neuron fixed; "stuck": a leaf with every neuron
+    Returns (outcome, domains bounded, witness): "holds": every leaf proven with the
+    float32 margin; "violated": `check` confirmed a candidate (the box corners where the
+    open domains' linear bounds are largest) as a witness; "float": some leaf is proven
+    for the real network only, with every neuron fixed; "stuck": a leaf with every neuron
     fixed is not proven; "timeout": the deadline passed. `root`: hidden bounds of the box
     (a batch of one), e.g. from `crown_hidden_bounds`.
     """
@@ -115,7 +122,7 @@ def relu_split(
     seen = 0
     while queue:
         if time.monotonic() > deadline:
-            return "timeout", seen
+            return "timeout", seen, None
         d = _Domains.cat(queue)
         queue = []
         if len(d) > BATCH:
@@ -124,11 +131,17 @@ def relu_split(
         seen += len(d)
         lo, hi = lower[None].expand(len(d), -1), upper[None].expand(len(d), -1)
         with torch.enable_grad():
-            bound, scores = _bounds(net, lo, hi, rows, d)
+            bound, scores, coefficients = _bounds(net, lo, hi, rows, d)
         margin = row_error(net, rows.matrix, lo, hi, HiddenBounds(tuple(d.lows), tuple(d.ups)))
         open_ = ~_proven(rows, bound + margin)
         if not open_.any():
             continue
+        if check is not None:
+            centre, radius = (lower + upper) / 2, (upper - lower) / 2
+            corners = centre + coefficients[open_].sign() * radius  # (open, R, n)
+            found = check(corners.reshape(-1, lower.numel()))
+            if found is not None:
+                return "violated", seen, found
         real = _proven(rows, bound)[open_]
         d, scores = d.take(open_), [s[open_] for s in scores]
         free = [((lo_k < 0) & (up_k > 0) & (f == 0)) for lo_k, up_k, f in zip(d.lows, d.ups, d.fixed, strict=True)]
@@ -136,7 +149,7 @@ def relu_split(
         pick = flat.argmax(dim=1)
         stuck = flat.gather(1, pick[:, None])[:, 0] < 0  # no free unstable neuron left
         if stuck.any():
-            return ("float" if bool(real[stuck].all()) else "stuck"), seen
+            return ("float" if bool(real[stuck].all()) else "stuck"), seen, None
         widths = [t.shape[1] for t in d.lows]
         offsets = torch.cumsum(torch.tensor([0, *widths]), 0)
         layer = torch.bucketize(pick, offsets[1:], right=True)
@@ -156,4 +169,4 @@ def relu_split(
                     child.ups[k][rows_k, cols] = 0.0
             children.append(child)
         queue = [*children, *queue]
-    return "holds", seen
+    return "holds", seen, None

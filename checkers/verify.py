@@ -230,8 +230,15 @@ class _Search:
     def _prove_by_relu_split(self, target: _Part) -> Verdict:
         """Branch on ReLU phases over the part's box (half-spaces and an l2 ball are bounded by the box)."""
         root = crown_hidden_bounds(self.net, target.lower[None], target.upper[None])
-        outcome, domains = relu_split(self.net, self.rows, target.lower, target.upper, root, self.deadline)
+        inner_lo, inner_hi = inner_float32(target.lower, target.upper)
+
+        def check(points: torch.Tensor) -> Witness | None:
+            return self.witness(target, torch.maximum(torch.minimum(points.to(torch.float32), inner_hi), inner_lo))
+
+        outcome, domains, found = relu_split(self.net, self.rows, target.lower, target.upper, root, self.deadline, check)
         self.boxes += domains
+        if found is not None:
+            return Verdict(Status.VIOLATED, found, "a candidate from the ReLU-phase branch and bound replayed in float32")
         if outcome == "holds":
             return Verdict(Status.HOLDS, reason=f"all {domains} ReLU-phase domains proven by beta-CROWN bounds, with "
                            "the float32 error margin")
