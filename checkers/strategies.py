@@ -23,6 +23,7 @@ naming the bad value.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -249,10 +250,12 @@ def _terms(coeffs: Sequence[tuple[int, float]], var: str) -> str:
     return out
 
 
+@functools.lru_cache(maxsize=4096)  # one strategy object per range: Hypothesis validates each new one
 def _grid(lo: float, hi: float) -> st.SearchStrategy[float]:
     return st.integers(math.ceil(lo * _GRID), math.floor(hi * _GRID)).map(lambda k: k / _GRID)
 
 
+@functools.lru_cache(maxsize=256)
 def _coeffs(n: int, least: int) -> st.SearchStrategy[tuple[tuple[int, float], ...]]:
     nonzero = st.sampled_from([-2.0, -1.0, -0.5, 0.25, 0.5, 1.0, 1.5])
     return st.lists(st.tuples(st.integers(0, n - 1), nonzero), min_size=least, max_size=min(n, 3),
@@ -316,6 +319,9 @@ def properties(n_inputs: int, n_outputs: int, *, kinds: Sequence[str] = ("orderi
     lo, hi = domain
     if not (math.isfinite(lo) and math.isfinite(hi) and math.ceil(lo * _GRID) < math.floor(hi * _GRID)):
         raise InvalidArgument(f"domain={domain!r} must be a finite interval holding two multiples of 1/{_GRID}")
+    for label, v in (("max_parts", max_parts), ("max_disjuncts", max_disjuncts)):
+        if not isinstance(v, int) or v < 1:
+            raise InvalidArgument(f"{label}={v!r} must be a positive integer")
     if not name.isidentifier():
         raise InvalidArgument(f"name={name!r} must be an identifier")
     net = ir.Network("net", (n_inputs,), (n_outputs,), tuple(f"y[{j}]" for j in range(n_outputs)),
@@ -323,26 +329,34 @@ def properties(n_inputs: int, n_outputs: int, *, kinds: Sequence[str] = ("orderi
                      ir.Box((lo,) * n_inputs, (hi,) * n_inputs, (False,) * n_inputs, (False,) * n_inputs))
     head = f"network net : real[{n_inputs}] -> real[{n_outputs}]\n  domain x[*] in [{_num(lo)}, {_num(hi)}]\n"
 
+    # built once: a strategy is validated on its first draw, which costs more than the draw
+    kind_s = st.sampled_from(list(kinds))
+    parts_s = st.lists(_part(n_inputs, lo, hi), min_size=1, max_size=max_parts)
+    conjs_s = st.lists(st.lists(_atom(n_outputs, linear), min_size=1, max_size=2), min_size=1, max_size=max_disjuncts)
+    points_s = st.lists(st.tuples(*[_grid(lo, hi)] * n_inputs), min_size=1, max_size=3)
+    eps_s = st.sampled_from([1 / 64, 1 / 16, 1 / 8, 1 / 4, 1 / 2])
+    norm_s = st.sampled_from(list(ir.Norm))
+    k_s = st.integers(1, n_outputs - 1)
+
     @st.composite
     def draw(d: st.DrawFn) -> GeneratedProperty:
-        kind = d(st.sampled_from(list(kinds)))
+        kind = d(kind_s)
         if kind == "ordering":
-            parts = d(st.lists(_part(n_inputs, lo, hi), min_size=1, max_size=max_parts))
-            conjs = d(st.lists(st.lists(_atom(n_outputs, linear), min_size=1, max_size=2),
-                                       min_size=1, max_size=max_disjuncts))
+            parts = d(parts_s)
+            conjs = d(conjs_s)
             region = ir.Region(tuple(dict.fromkeys(p for p, _ in parts)))
             dnf = canon.dnf_any(canon.dnf_all(canon.dnf_of(a) for a, _ in c) for c in conjs)
             req: ir.Requirement = canon.ordering(dnf)
             body = (f"  when {' or '.join(t for _, t in parts)}\n"
                     f"  require {' or '.join(' and '.join(t for _, t in c) for c in conjs)}\n")
         else:
-            points = d(st.lists(st.tuples(*[_grid(lo, hi)] * n_inputs), min_size=1, max_size=3))
-            eps = d(st.sampled_from([1 / 64, 1 / 16, 1 / 8, 1 / 4, 1 / 2]))
-            norm = d(st.sampled_from(list(ir.Norm)))
+            points = d(points_s)
+            eps = d(eps_s)
+            norm = d(norm_s)
             rkind: ir.RobustKind = ir.Local()
             top = ""
             if kind == "topk":
-                k = d(st.integers(1, n_outputs - 1))
+                k = d(k_s)
                 rkind, top = ir.TopK(k), f"top {k} "
             region = ir.Region((ir.RegionPart(net.domain),))
             req = ir.Robust(rkind, eps, norm, tuple(points))

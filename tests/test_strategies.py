@@ -105,6 +105,10 @@ def test_strategy_arguments_are_validated() -> None:
         properties(2, 2, kinds=("affine",))
     with pytest.raises(InvalidArgument, match="n_outputs=1"):
         properties(2, 1)
+    with pytest.raises(InvalidArgument, match="max_parts=0"):
+        properties(2, 2, max_parts=0)
+    with pytest.raises(InvalidArgument, match=r"domain=\(1.0, 1.0\)"):
+        properties(2, 2, domain=(1.0, 1.0))
     with pytest.raises(InvalidArgument, match="m=0"):
         scores(0)
 
@@ -195,8 +199,8 @@ def test_the_readme_example_runs(tmp_path: Path) -> None:
     for f in tests:
         f()
     broken = block.replace("x[0] > 0.5", "x[0] >= 0.5")  # what the README says: the tie at 0.5 fails the first tests
-    broken = "from hypothesis import Phase\n" + broken.replace("@settings(max_examples=20)",
-                                                             "@settings(max_examples=20, phases=[Phase.generate])")  # no shrinking
+    no_shrinking = "@settings(max_examples=20, phases=[Phase.generate])"
+    broken = "from hypothesis import Phase\n" + broken.replace("@settings(max_examples=20)", no_shrinking)
     (tmp_path / "readme_broken.py").write_text(broken, encoding="utf-8")
     loader = importlib.util.spec_from_file_location("readme_broken", tmp_path / "readme_broken.py")
     assert loader is not None and loader.loader is not None
