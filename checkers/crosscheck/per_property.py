@@ -65,8 +65,9 @@ def run_properties(args: argparse.Namespace) -> list[PropertyReport]:
 def _summary(r: PropertyReport, name: str) -> str:
     if name not in r.ran:
         return "-"
-    if not r.applied(name):
-        return f"n/a: {r.ran[name]}"
+    if not r.applied(name):  # the whole reason is in --json
+        why = r.ran[name]
+        return f"n/a: {why if len(why) <= 80 else why[:77] + '...'}"
     parts = []
     if name in r.holds:
         parts.append(f"HOLDS on {len(r.holds[name])} of {r.targets}")
