@@ -1,7 +1,13 @@
-"""`certspec crosscheck`: every checker's claims on a spec's robustness properties against every attack.
+"""`certspec crosscheck`: every checker's claims on a spec's properties against every other checker's witnesses.
 
     certspec crosscheck SPEC [--model NAME=PATH]... [--property NAME]... [--train] [--save DIR]
-                             [--steps N] [--threads N] [--json]
+                             [--steps N] [--examples N] [--timeout S] [--threads N] [--json]
+
+Robustness over a data set, and of an ensemble, is handled here (below). Every other
+property of a network (orderings, local robustness at points) goes to
+`checkers.crosscheck.per_property`: the guard, GloRo, FGP, the exact verifier and the
+falsifiers on each, contradictions with their replayed witnesses (its models are never
+trained: --model NAME=PATH or SPEC's folder/NAME.pt).
 
 Models: --model NAME=PATH, else SPEC's folder/NAME.pt when it exists, else (or with
 --train) the missing networks are trained: as the members of the spec's first cascade
