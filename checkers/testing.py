@@ -152,7 +152,7 @@ def hypothesis_points(strategies: list[st.SearchStrategy[tuple[float, ...]]], ex
                          "draws the points (Hypothesis does not nest @given)")
 
     @hypothesis.seed(seed)
-    @settings(max_examples=examples, database=None, deadline=None, phases=[Phase.generate],
+    @settings(max_examples=examples, database=None, deadline=None, derandomize=False, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
     @given(picks)
     def collect(pick: tuple[int, tuple[float, ...]]) -> None:
@@ -182,7 +182,7 @@ def examples_of(strategy: st.SearchStrategy[T], count: int, seed: int = 0) -> li
     out: list[T] = []
 
     @hypothesis.seed(seed)
-    @settings(max_examples=count, database=None, deadline=None, phases=[Phase.generate],
+    @settings(max_examples=count, database=None, deadline=None, derandomize=False, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
     @given(strategy)
     def collect(example: T) -> None:
