@@ -2,8 +2,9 @@
 
 A *domain* fixes the phase of some hidden neurons: active (z >= 0) or inactive (z <= 0).
 The two children of a domain cover it, so the leaves cover the whole input box. On a
-domain the pre-activation bounds of the root box stay valid, and a fixed neuron's bound
-is clamped at 0 (its relaxation becomes exact). The upper bound of each requirement row
+domain the pre-activation bounds of the root box stay valid, a fixed neuron's bound is
+clamped at 0 (its relaxation becomes exact), and the layers above a split are tightened
+by CROWN from those clamped bounds. The upper bound of each requirement row
 G y + g is the CROWN back-substitution with per-row optimised lower slopes (alpha in
 [0, 1], any value is a valid relaxation) and per-row Lagrange multipliers beta >= 0 for
 the fixed phases: on the domain, s z >= 0 (s = +1 active, -1 inactive), so
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from checkers.bounds import HiddenBounds, _relaxation
+from checkers.bounds import HiddenBounds, _backward, _relaxation
 from checkers.floaterror import row_error
 from checkers.plnet import PLNet
 from checkers.semantics import Rows
@@ -94,6 +95,24 @@ def _bounds(
         torch.autograd.backward(bound.sum())
         optimiser.step()
     return best, scores, coefficients
+
+
+def _refine(net: PLNet, lower: torch.Tensor, upper: torch.Tensor, d: _Domains) -> None:
+    """Tighten the bounds of hidden layers 1.. in place: CROWN from the domain's own (clamped) bounds
+    of the layers below, intersected with the current ones (valid on the domain, never looser)."""
+    count = len(d)
+    lo_in, up_in = lower[None].expand(count, -1), upper[None].expand(count, -1)
+    for k in range(1, len(d.lows)):
+        unstable = ((d.lows[k] < 0) & (d.ups[k] > 0)).any(dim=0).nonzero().flatten()
+        if unstable.numel() == 0:
+            continue
+        w, b = net.weights[k][unstable], net.biases[k][unstable]
+        lam = torch.cat([w, -w]).expand(count, -1, -1)
+        const = torch.cat([b, -b]).expand(count, -1)
+        bound, _ = _backward(net, k, lo_in, up_in, lam, const, d.lows, d.ups)
+        m = unstable.numel()
+        d.lows[k][:, unstable] = torch.maximum(d.lows[k][:, unstable], -bound[:, m:])
+        d.ups[k][:, unstable] = torch.minimum(d.ups[k][:, unstable], bound[:, :m])
 
 
 def _proven(rows: Rows, value: torch.Tensor) -> torch.Tensor:
@@ -168,5 +187,7 @@ def relu_split(
                 else:
                     child.ups[k][rows_k, cols] = 0.0
             children.append(child)
+        for child in children:
+            _refine(net, lower, upper, child)
         queue = [*children, *queue]
     return "holds", seen, None
