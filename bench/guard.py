@@ -21,8 +21,6 @@ import argparse
 import functools
 import itertools
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,12 +28,14 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import spec  # noqa: E402
 from checkers import semantics  # noqa: E402
 from checkers.guard import Guarded, GuardLayer, Reason, compile_guard, compile_layer  # noqa: E402
 from checkers.models import load_model  # noqa: E402
 from spec import ir  # noqa: E402
+from timing import best_times  # noqa: E402
 
 ACAS_DIR = ROOT.parent / "shared" / "data" / "acasxu"
 ACAS_SPEC = ROOT / "examples" / "acasxu" / "acasxu.prop"
@@ -143,20 +143,6 @@ def acas_guard(loaded: ir.Spec, first: int, second: int, root: Path = ACAS_DIR) 
     return compile_guard(props, load_model(network_path(first, second, root)), loaded.network("acas")), props
 
 
-def best_times(runs: list[Callable[[], object]], repeats: int) -> list[float]:
-    """The best wall time of each callable, measured in alternation (this machine is shared)."""
-    best = [float("inf")] * len(runs)
-    with torch.no_grad():
-        for run in runs:
-            run()
-        for _ in range(repeats):
-            for k, run in enumerate(runs):
-                start = time.perf_counter()
-                run()
-                best[k] = min(best[k], time.perf_counter() - start)
-    return best
-
-
 def hierarchy_layer(labels: int = 100, group: int = 5) -> GuardLayer:
     """The hierarchy case: if the top label is in superclass S, the top |S| labels are exactly S."""
     net = ir.Network("h", (1,), (labels,), tuple(f"c{i}" for i in range(labels)), ("x",), ir.Box.unbounded(1))
@@ -189,7 +175,9 @@ def run_acas(uniform: int, per_property: int, repeats: int) -> None:
         counts = check(guarded, props, net, x)
         total.add(counts)
         xb = sample_box(net.domain, 4096, torch.Generator().manual_seed(first * 100 + second))
-        plain, guard = best_times([lambda xb=xb, g=guarded: g.model(xb), lambda xb=xb, g=guarded: g(xb)], repeats)
+        with torch.no_grad():
+            plain, guard = best_times([lambda xb=xb, g=guarded: g.model(xb), lambda xb=xb, g=guarded: g(xb)], repeats,
+                                      warmup=True)
         ratios.append(guard / plain)
         names = ",".join(str(k) for k in assignment(first, second))
         print(f"N{first},{second}    {names:10} {counts.points:8} {counts.active:7} {counts.changed:8} "
@@ -208,7 +196,9 @@ def run_hierarchy(repeats: int) -> None:
     x = torch.zeros(1024, 1)
     result = layer.explain(x, y)
     reranked = int((result.reason == Reason.RERANKED).sum())
-    seconds, sort = best_times([lambda: layer(x, y), lambda: torch.sort(y, dim=1, descending=True)], repeats)
+    with torch.no_grad():
+        seconds, sort = best_times([lambda: layer(x, y), lambda: torch.sort(y, dim=1, descending=True)], repeats,
+                                   warmup=True)
     print(f"hierarchy (100 labels, 20 x 5, batch 1,024): {reranked} re-ranked, {seconds / 1024 * 1e6:.1f} us per point "
           f"(goal <= 50); {seconds / sort:.1f} x one torch.sort of the scores")
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import random
-import time
-from collections.abc import Callable
 
 import lark
 
 import spec
 from spec.parser import grammar_text
+from timing import best_times
 
 HEADER = """\
 network acas : real[5] -> real[5]
@@ -74,18 +73,6 @@ def generate(n: int, seed: int = 0) -> str:
     return "\n".join(out)
 
 
-def best_times(repeat: int, *fns: Callable[[], object]) -> list[float]:
-    """The best of `repeat` timings of each function, run interleaved (so that a change in
-    the machine's load hits every contender alike)."""
-    best = [float("inf")] * len(fns)
-    for _ in range(repeat):
-        for k, fn in enumerate(fns):
-            start = time.perf_counter()
-            fn()
-            best[k] = min(best[k], time.perf_counter() - start)
-    return best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--properties", type=int, default=1000)
@@ -96,10 +83,8 @@ def main() -> None:
     loaded = spec.load(text, "generated.prop")  # warm-up; builds our parser once
     assert len(loaded.properties) == args.properties
     t_bare, t_parse, t_ours = best_times(
+        [lambda: bare.parse(text), lambda: spec.parse(text, "generated.prop"), lambda: spec.load(text, "generated.prop")],
         args.repeat,
-        lambda: bare.parse(text),
-        lambda: spec.parse(text, "generated.prop"),
-        lambda: spec.load(text, "generated.prop"),
     )
     print(f"{args.properties} properties, {len(text) / 1024:.0f} KiB, best of {args.repeat}")
     print(f"  bare lark parse (tree):          {t_bare * 1e3:8.1f} ms   1.00x")
