@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checkers.lipschitz import Linear, LipschitzNet, ReLU, certify, constants
+from checkers.lipschitz import Linear, LipschitzNet, ReLU, certified_predict, certify, constants
 from checkers.lipschitz.certify import certify_scores
 from checkers.lipschitz.losses import EpsSchedule, bottom_logit, emma_loss, gloro_loss, trades_loss, training_table
 from spec import ir
@@ -198,3 +198,85 @@ def test_eps_schedule_ramps_and_validates() -> None:
     assert EpsSchedule(0.5, warmup=0.5, kind="log")(0.0) == pytest.approx(0.005)
     with pytest.raises(UsageError, match=r"eps=-1"):
         EpsSchedule(-1.0)
+
+
+@pytest.mark.parametrize("norm", [ir.Norm.L2, ir.Norm.LINF])
+@settings(max_examples=12)
+@given(seed=st.integers(0, 2**16))
+def test_certified_inference_gives_the_local_certificate(norm: ir.Norm, seed: int) -> None:
+    """The fast path (predict or abstain) decides exactly as the full certificate, and PGD never beats it."""
+    net = small_net(seed, act="relu" if seed % 2 else "minmax")
+    x = torch.rand(64, 6, generator=torch.Generator().manual_seed(seed))
+    radius = certify(net, x, 0.0, norm).radius
+    for eps in (0.01, 0.05, *(float(r) * f for r in radius[:4] for f in (0.999, 1.001) if float(r) > 0)):
+        cert = certify(net, x, eps, norm)
+        label, ok = certified_predict(net, x, eps, norm)
+        assert torch.equal(label, cert.prediction)
+        assert torch.equal(ok, cert.certified), eps
+    eps = 0.05 if norm is ir.Norm.L2 else 0.02
+    label, ok = certified_predict(net, x, eps, norm)
+    adv = _pgd(net, x, label, eps, norm)
+    with torch.no_grad():
+        after = net(adv).argmax(dim=1)
+    assert bool((after == label)[ok].all())
+
+
+def test_certified_inference_never_certifies_a_tie() -> None:
+    net = _tied_net()
+    x = torch.rand(20, 3)
+    label, ok = certified_predict(net, x, 0.0)
+    y = certify(net, x, 0.0).scores
+    tied = (y[:, 0] == y[:, 1]) & (label <= 1)
+    assert bool(tied.any()) and not bool(ok[tied].any())
+
+
+def test_balls_reaching_float32_overflow_are_not_certified() -> None:
+    """The float32 error bound needs finite values: inputs near max_norm (partial sums near 2^126) are refused."""
+    head = Linear(2, 2)
+    net = LipschitzNet((2,), [Linear(2, 2), ReLU()], head)
+    with torch.no_grad():
+        net[0].weight.copy_(torch.eye(2) * 1e30)
+        net[0].bias.zero_()
+        head.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
+        head.bias.zero_()
+    c = constants(net)
+    assert 1e7 < c.max_norm < 1e9  # 2^126 / (1e30 * 1e30 ...): the second layer's sums overflow first
+    x = torch.tensor([[c.max_norm * 0.5, 0.0], [c.max_norm * 2, 0.0]])
+    cert = certify(net, x, 1.0)
+    assert float(cert.radius[1]) == 0.0 and not bool(cert.certified[1])
+    assert float(cert.radius[0]) <= c.max_norm * 0.5 + 1
+    _, ok = certified_predict(net, x, 1.0)
+    assert not bool(ok[1])
+    assert bool(ok[0]) == bool(cert.certified[0])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_certificates_are_sound_and_match_the_cpu() -> None:  # pragma: no cover - runs where a GPU is present
+    """On the GPU (TF32 forced off by the certifier) the float32 error bound covers the scores, certified
+    inference equals the full certificate, PGD never beats it, and the CPU's certificates differ at most at the edge."""
+    import copy
+
+    from checkers.lipschitz.certify import inference
+    from checkers.lipschitz.data import load_dataset
+    from checkers.models import open_model
+    from tests.conftest import EXAMPLES
+
+    for net, x in ((open_model(EXAMPLES / "digits" / "digits.pt").module, load_dataset("digits_test")[0]),
+                   (conv_net(11), torch.rand(256, 36, generator=torch.Generator().manual_seed(2)) * 3)):
+        assert isinstance(net, LipschitzNet)
+        gnet = copy.deepcopy(net).cuda()
+        flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        with inference(gnet):
+            y = gnet(x.cuda()).double().cpu()
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == flags
+        c = constants(gnet)
+        err = (y - double(net)(x.double())).norm(dim=1)
+        assert bool((err <= c.err0 + c.err1 * x.double().norm(dim=1)).all())
+        eps = 0.3 if x.shape[1] == 64 else 0.05
+        cpu, gpu = certify(net, x, eps), certify(gnet, x.cuda(), eps)
+        label, ok = certified_predict(gnet, x.cuda(), eps)
+        assert torch.equal(ok, gpu.certified) and torch.equal(label, gpu.prediction)
+        assert int((gpu.certified.cpu() != cpu.certified).sum()) <= 2
+        adv = _pgd(gnet, x.cuda(), label, eps, ir.Norm.L2)
+        with torch.no_grad():
+            assert bool((gnet(adv).argmax(dim=1) == label)[ok].all())

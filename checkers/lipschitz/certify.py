@@ -27,8 +27,6 @@ only k = 1 (a single label) and sets T_k contained in one affinity set count.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 
@@ -131,29 +129,104 @@ def margins(y: torch.Tensor, top: torch.Tensor, ktab: torch.Tensor, rad: float |
     return _min_outside(diff - rad * kt, top)
 
 
-@contextmanager
-def inference(net: LipschitzNet) -> Iterator[None]:
-    """Eval mode, no gradients and TF32 off (CUDA) for the duration; the previous state is restored."""
-    was_training = net.training
-    flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    net.eval()
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
-        net.train(was_training)
+class inference:  # lower case: used like a function, `with inference(net):`
+    """Eval mode, no gradients and TF32 off (CUDA; `device`: the inputs' device, None: any) for the
+    duration; the previous state is restored.
+
+    Modes are only switched (and restored) for modules that are training: `net.eval()` walks
+    every module through `named_modules`, a cost that shows next to a small network's forward pass.
+    """
+
+    def __init__(self, net: LipschitzNet, device: torch.device | None = None) -> None:
+        self.net = net
+        self.training: list[torch.nn.Module] = []
+        self.cuda = device is None or device.type == "cuda"  # the TF32 flags only matter there
+        self.flags = (False, False)
+        self.no_grad = torch.no_grad()
+
+    def __enter__(self) -> None:
+        stack: list[torch.nn.Module | None] = [self.net]
+        while stack:
+            module = stack.pop()
+            if module is not None:
+                if module.training:
+                    module.training = False
+                    self.training.append(module)
+                stack.extend(module._modules.values())
+        if self.cuda:
+            self.flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+        self.no_grad.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self.no_grad.__exit__(None, None, None)
+        if self.cuda:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = self.flags
+        for module in self.training:
+            module.training = True
+        self.training = []
 
 
 def certify(net: LipschitzNet, x: torch.Tensor, eps: float, norm: ir.Norm = ir.Norm.L2,
             kind: ir.RobustKind | None = None) -> Certificates:
     """Run the model on x (B, n) float32 and certify each input for a ball of radius eps (see the module docstring)."""
     _validate(net, x, eps)
-    with inference(net):
+    with inference(net, x.device):
         y = net(x)
         return certify_scores(net, x, y, eps, norm, kind)
+
+
+def certified_predict(net: LipschitzNet, x: torch.Tensor, eps: float,
+                      norm: ir.Norm = ir.Norm.L2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Certified inference (GloRo's predict-or-abstain) for local robustness at one eps: the fast path.
+
+    Returns (prediction (B,) long, certified (B,) bool), with the guarantee of `certify`'s local
+    certificate (the argmax is the same label, strictly ahead, at every float32 input of the ball)
+    but no radius, top-k or affinity: nine float32 operations on (B, m) or (B,) after the forward pass.
+    With N_ji <= -(rad K_ji + s_fixed) (1 + 2^-20) in float32 (N_jj = +inf: i = j drops out), the test is
+        min_i fl(N_ji + fl(y_j - y_i) (1 - 2^-22)) > v = fl(fl(||x||_2) s_norm)  and  v < v_max,
+    where s_fixed + s_norm ||x||_2 bounds the float32 error terms s0 + s1 rad of `certify_scores`.
+    Rounding (u = 2^-24): y_j - y_i of two float32 numbers is rounded with relative error <= u, so the
+    scaled difference p never exceeds the real one when that is positive (and is <= 0 when it is
+    not); a computed sum g > v >= 0 has a real value N + p >= g / (1 + u), covered by the (n + 8) 2^-23
+    of s_norm; the norm's and the product's rounding likewise (see `_predict_terms`).
+    """
+    _validate(net, x, eps)
+    c: Constants = constants(net)
+    rad = eps * (1.0 if norm is ir.Norm.L2 else sqrt_dim(c.n_inputs)) * (1 + _REL)
+    with inference(net, x.device):
+        y = net(x)
+        neg_table, s_norm, v_max = _predict_terms(c, rad, y.device)
+        best, prediction = y.max(dim=1)
+        gap = torch.add(neg_table.index_select(0, prediction), best[:, None] - y, alpha=1 - 2.0**-22)
+        v = x.norm(dim=1).mul_(s_norm)
+        return prediction, gap.amin(dim=1).clamp_(max=v_max) > v  # and v < v_max
+
+
+def _predict_terms(c: Constants, rad: float, device: torch.device) -> tuple[torch.Tensor, float, float]:
+    """(N, s_norm, v_max) of `certified_predict` for one radius, N float32 on the device (cached on the constants).
+
+    The float32 norm of n entries is within (n/2 + 1) 2^-24 of the real one, less what squares below
+    float32's smallest subnormal lose (entries under 4e-23: at most sqrt(n) 4e-23 in all, added to
+    s_fixed); the product with s_norm (itself rounded to float32) and the division by 1 + u of the
+    sum's rounding add 3 u: s_norm carries (n + 8) 2^-23. N is rounded to float32 with 2^-20 to spare,
+    and s_fixed >= 2^-100 keeps every certified p a normal float32 (relative error bounds hold).
+    v < v_max keeps the ball inside ||x'||_2 <= max_norm (no float32 overflow; -1 when no ball fits).
+    """
+    cache = c.__dict__.setdefault("_predict", {})
+    key = (rad, device)
+    if key not in cache:
+        s_norm = _SQRT2 * 2 * c.err1 * (1 + (c.n_inputs + 8) * 2.0**-23) * (1 + _REL) ** 2
+        underflow = math.sqrt(c.n_inputs) * 4e-23
+        s_fixed = max(2.0**-100, (_SQRT2 * (2 * c.err0 + c.err1 * rad) + s_norm * underflow) * (1 + _REL) ** 2)
+        kt = _scaled_table(c, torch.device("cpu")) * rad * (1 + _REL)
+        neg = (-((kt + s_fixed) * (1 + 2.0**-20))).fill_diagonal_(math.inf).to(torch.float32)
+        room = (c.max_norm - rad - underflow) * (1 - 1e-9)
+        v_max = s_norm * room * (1 - (c.n_inputs + 16) * 2.0**-23) if room > 0 else -1.0
+        cache.clear() if len(cache) > 16 else None
+        cache[key] = (neg.to(device), s_norm, v_max)
+    return cache[key]  # type: ignore[no-any-return]
 
 
 def certify_scores(net: LipschitzNet, x: torch.Tensor, y: torch.Tensor, eps: float, norm: ir.Norm = ir.Norm.L2,
@@ -177,6 +250,8 @@ def certify_scores(net: LipschitzNet, x: torch.Tensor, y: torch.Tensor, eps: flo
     num = diff * (1 - _DIFF) - s0[:, None, None]
     per_pair = torch.where(num > 0, num / (kt * (1 + _REL) + s1), torch.zeros((), dtype=num.dtype, device=num.device))
     per_k = _min_outside(per_pair, top).masked_fill(~_allowed(kind, top, m), 0.0) * (1 - 1e-9)  # (B, K)
+    # and the whole ball inside ||x'|| <= max_norm, where the float32 error bound holds (no overflow)
+    per_k = torch.minimum(per_k, ((c.max_norm - xnorm) * (1 - 1e-9)).clamp_min(0.0)[:, None])
     ok = per_k > rad
     k = torch.where(ok.any(dim=1), ok.to(torch.int8).argmax(dim=1) + 1, 0)
     radius = per_k.amax(dim=1) / scale

@@ -18,6 +18,7 @@ identity, storage, version counter and sum), what the GloRo certifier needs:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -106,6 +107,7 @@ class Constants:
     err0: float
     err1: float
     n_inputs: int
+    max_norm: float = math.inf  # no float32 overflow at inputs of l2 norm at most this (see float_error)
 
 
 def pair_table(weight: torch.Tensor) -> torch.Tensor:
@@ -125,8 +127,9 @@ def pair_table(weight: torch.Tensor) -> torch.Tensor:
     return table
 
 
-def float_error(net: LipschitzNet) -> tuple[float, float]:
-    """(err0, err1): ||scores_float32(x) - scores_real(x)||_2 <= err0 + err1 * R whenever ||x||_2 <= R.
+def float_error(net: LipschitzNet) -> tuple[float, float, float]:
+    """(err0, err1, max_norm): ||scores_float32(x) - scores_real(x)||_2 <= err0 + err1 * R whenever
+    ||x||_2 <= R <= max_norm.
 
     Walks the layers keeping: K, a bound on the Lipschitz constant so far; H = K R + Z, a
     bound on the norm of the real hidden vector (Z >= its value at x = 0: Z' = K_l Z + ||b_l||,
@@ -137,20 +140,26 @@ def float_error(net: LipschitzNet) -> tuple[float, float]:
     Assumption (stated): every output of a dense or convolutional layer is an inner product
     summed in some order in float32 (true of CPU matmul and direct/im2col convolution, and of
     CUDA with TF32 disabled, which the certifier enforces); FFT/Winograd convolution is not covered.
+    The bound needs every float32 value to stay finite: each partial sum of a rounding layer is at
+    most || |W| || (H + E) + ||b|| (Cauchy-Schwarz on |w_row| . |h|), kept below 2^126 (a partial sum
+    and its rounding stay finite), which gives max_norm (rounded down; 0 when the weights alone overflow).
     """
-    k_pre, z, e0, e1 = 1.0, 0.0, 0.0, 0.0
+    k_pre, z, e0, e1, max_norm = 1.0, 0.0, 0.0, 0.0, math.inf
     for layer in [*net.body, net.head]:
         k = layer.lipschitz_bound()
         r = layer.rounding()
         if r is None:
             e0, e1, z = mul_up(k, e0), mul_up(k, e1), mul_up(k, z)
         else:
+            room = 2.0**126 - up(mul_up(r.abs_bound, up(z + e0)) + r.bias_norm)
+            slope = mul_up(r.abs_bound, up(k_pre + e1))
+            max_norm = min(max_norm, max(0.0, room / slope * (1 - 1e-12)) if slope > 0 else math.inf)
             g = mul_up(gamma(r.terms, U32), FLOAT32_SAFETY)
             e0 = up(mul_up(k, e0) + mul_up(g, up(mul_up(r.abs_bound, up(z + e0)) + r.bias_norm)))
             e1 = up(mul_up(k, e1) + mul_up(g, r.abs_bound, up(k_pre + e1)))
             z = up(mul_up(k, z) + r.bias_norm)
         k_pre = mul_up(k_pre, k)
-    return e0, e1
+    return e0, e1, max_norm
 
 
 def constants(net: LipschitzNet) -> Constants:
@@ -160,8 +169,8 @@ def constants(net: LipschitzNet) -> Constants:
     def compute() -> Constants:
         with torch.no_grad():
             table = pair_table(net.head.effective_weight())
-        e0, e1 = float_error(net)
-        return Constants(net.body_bound(), table, e0, e1, net.n_inputs)
+        e0, e1, max_norm = float_error(net)
+        return Constants(net.body_bound(), table, e0, e1, net.n_inputs, max_norm)
 
     # identity, storage pointer and version counter of every parameter: any in-place change, load_state_dict
     # or new tensor changes the key (the layers' own caches add a float64 sum of the weights)
