@@ -33,6 +33,10 @@ from checkers.onnx_import import Reshape
 from spec.errors import ModelError
 
 FLOAT32_SAFETY = 2.0  # the float32 error bound is doubled: slack for kernels that sum in an unusual order
+# gamma bounds relative errors of normal numbers; a product that underflows is off by < 2^-150 absolute, and sums
+# of subnormals are exact: per layer at most terms * sqrt(outputs) * 2^-150 <= 2^-100 (terms < 2^23 for gamma,
+# outputs < 2^50 for any tensor that fits in memory)
+_UNDERFLOW = 2.0**-100
 
 
 class LipschitzNet(nn.Sequential):
@@ -137,6 +141,7 @@ def float_error(net: LipschitzNet) -> tuple[float, float, float]:
     A rounding layer (out = W h + b in float32, `Rounding`) adds at most
     gamma_terms (|| |W| || (H + E) + ||b||) (u = 2^-24, times FLOAT32_SAFETY) and scales E by its bound;
     an exactly computed layer (ReLU, MinMax, GroupSort, Flatten) only scales E by its bound.
+    Each rounding layer also adds 2^-100 to e0 for products that underflow (`_UNDERFLOW`).
     Assumption (stated): every output of a dense or convolutional layer is an inner product
     summed in some order in float32 (true of CPU matmul and direct/im2col convolution, and of
     CUDA with TF32 disabled, which the certifier enforces); FFT/Winograd convolution is not covered.
@@ -155,7 +160,7 @@ def float_error(net: LipschitzNet) -> tuple[float, float, float]:
             slope = mul_up(r.abs_bound, up(k_pre + e1))
             max_norm = min(max_norm, max(0.0, room / slope * (1 - 1e-12)) if slope > 0 else math.inf)
             g = mul_up(gamma(r.terms, U32), FLOAT32_SAFETY)
-            e0 = up(mul_up(k, e0) + mul_up(g, up(mul_up(r.abs_bound, up(z + e0)) + r.bias_norm)))
+            e0 = up(mul_up(k, e0) + mul_up(g, up(mul_up(r.abs_bound, up(z + e0)) + r.bias_norm)) + _UNDERFLOW)
             e1 = up(mul_up(k, e1) + mul_up(g, r.abs_bound, up(k_pre + e1)))
             z = up(mul_up(k, z) + r.bias_norm)
         k_pre = mul_up(k_pre, k)
