@@ -17,7 +17,10 @@ tightened by the verifier's hidden-layer bounds, plus E_in). ReLU is exact and
 1-Lipschitz, so it passes E through, except where the real pre-activation is at most
 -E: there both the real and the float32 neuron are exactly 0, and so is the error.
 Float32 inputs are exact (E_0 = 0). `u` is raised by 2^-50 to cover the float64
-folding of the weights into `PLNet`.
+folding of the weights into `PLNet`. gamma_k covers normal numbers: products that underflow
+are off by < 2^-150 each (sums of subnormals are exact), so every output adds k 2^-149.
+The bound needs every value finite: a box where a sum's magnitude bound reaches 2^126 (its
+float32 evaluation could overflow) gets an infinite error, so nothing is proven there.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from checkers.bounds import HiddenBounds
 from checkers.plnet import PLNet
 
 UNIT_ROUNDOFF = 2.0**-24 + 2.0**-50
+UNDERFLOW = 2.0**-149  # per product of an inner product (each underflowing product is off by < 2^-150)
+OVERFLOW = 2.0**126  # a magnitude bound from here up may overflow float32 (largest finite ~2^128)
 
 
 def gamma(k: int) -> float:
@@ -37,16 +42,19 @@ def gamma(k: int) -> float:
 
 def output_error(net: PLNet, lower: torch.Tensor, upper: torch.Tensor, hidden: HiddenBounds | None = None) -> torch.Tensor:
     """A bound (B, m) on |f32(x) - f(x)| for every float32 x in each box [lower, upper] (B, n)."""
-    return _local_errors(net, lower, upper, hidden)[3]
+    _, _, _, err, overflow = _local_errors(net, lower, upper, hidden)
+    return err.masked_fill(overflow[:, None], float("inf"))
 
 
 def _local_errors(net: PLNet, lower: torch.Tensor, upper: torch.Tensor, hidden: HiddenBounds | None) -> tuple[
-    list[list[torch.Tensor]], list[torch.Tensor], list[torch.Tensor], torch.Tensor
+    list[list[torch.Tensor]], list[torch.Tensor], list[torch.Tensor], torch.Tensor, torch.Tensor
 ]:
     """Per op, the rounding error it adds at its output; per hidden layer, real bounds and the
-    forward error bound there (to know which neurons are inactive in float32 too)."""
+    forward error bound there (to know which neurons are inactive in float32 too); per box,
+    whether a float32 value could overflow (then no error bound holds)."""
     lo, hi = lower.to(torch.float64), upper.to(torch.float64)
     err = torch.zeros_like(lo)
+    overflow = torch.zeros(lo.shape[0], dtype=torch.bool, device=lo.device)
     local: list[list[torch.Tensor]] = []
     pre_lo, pre_hi = [], []
     last = len(net.ops) - 1
@@ -55,7 +63,9 @@ def _local_errors(net: PLNet, lower: torch.Tensor, upper: torch.Tensor, hidden: 
         for op in layer_ops:
             abs_m = op.matrix.abs()
             magnitude = torch.maximum(lo.abs(), hi.abs()) + err
-            fresh = gamma(op.terms) * (magnitude @ abs_m.T + op.offset.abs())
+            size = magnitude @ abs_m.T + op.offset.abs()  # bounds every partial sum of the float32 evaluation
+            overflow |= ~(size < OVERFLOW).all(dim=1)
+            fresh = gamma(op.terms) * size + op.terms * UNDERFLOW
             mine.append(fresh)
             err = err @ abs_m.T + fresh
             centre, radius = (lo + hi) / 2 @ op.matrix.T + op.offset, (hi - lo) / 2 @ abs_m.T
@@ -68,7 +78,7 @@ def _local_errors(net: PLNet, lower: torch.Tensor, upper: torch.Tensor, hidden: 
             pre_hi.append(hi + err)
             err = torch.where(hi + err < 0, torch.zeros_like(err), err)
             lo, hi = lo.clamp(min=0), hi.clamp(min=0)
-    return local, pre_lo, pre_hi, err
+    return local, pre_lo, pre_hi, err, overflow
 
 
 def row_error(
@@ -83,7 +93,7 @@ def row_error(
     both are surely negative (or positive). J_k is bounded in interval arithmetic with
     those slopes, so signs cancel where the activation pattern is fixed.
     """
-    local, pre_lo, pre_hi, _ = _local_errors(net, lower, upper, hidden)
+    local, pre_lo, pre_hi, _, overflow = _local_errors(net, lower, upper, hidden)
     batch = lower.shape[0]
     s_lo = rows.to(torch.float64).expand(batch, -1, -1)
     s_hi = s_lo
@@ -99,4 +109,4 @@ def row_error(
             total = total + torch.einsum("brw,bw->br", magnitude, fresh)
             centre, radius = (s_lo + s_hi) / 2 @ op.matrix, (s_hi - s_lo) / 2 @ op.matrix.abs()
             s_lo, s_hi = centre - radius, centre + radius
-    return total
+    return total.masked_fill(overflow[:, None], float("inf"))

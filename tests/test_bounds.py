@@ -251,3 +251,30 @@ def test_from_module_refuses_non_affine_layers(layer: nn.Module) -> None:
     model = nn.Sequential(nn.Conv2d(1, 2, 3), layer, nn.Flatten(), nn.Linear(2 * 2 * 2, 3))
     with pytest.raises(ModelError):
         from_module(model, (1, 6, 6))
+
+
+def test_float32_error_is_infinite_where_float32_could_overflow() -> None:
+    """y0 = 1e20 relu(1e20 x) - 1e20 relu(1e20 x) + 1e36 is 1e36 in the reals but NaN in float32 (inf - inf):
+    a relative bound (~1e33 here) would have let the verifier prove y0 > y1, so the box gets an infinite error."""
+    first, last = nn.Linear(1, 2), nn.Linear(2, 2)
+    with torch.no_grad():
+        first.weight.copy_(torch.tensor([[1e20], [1e20]]))
+        first.bias.zero_()
+        last.weight.copy_(torch.tensor([[1e20, -1e20], [0.0, 0.0]]))
+        last.bias.copy_(torch.tensor([1e36, 0.0]))
+    model = nn.Sequential(first, nn.ReLU(), last).eval()
+    assert bool(torch.isnan(model(torch.tensor([[1.5]]))[0, 0]))
+    net = from_module(model, (1,))
+    lo, hi = torch.tensor([[1.0], [0.0]]), torch.tensor([[2.0], [1e-30]])
+    rows = torch.tensor([[-1.0, 1.0]], dtype=torch.float64)  # y1 - y0 < 0
+    err = row_error(net, rows, lo, hi)
+    assert float(err[0, 0]) == float("inf") and float(output_error(net, lo, hi)[0, 0]) == float("inf")
+    assert float(err[1, 0]) < float("inf")  # near 0 nothing overflows
+
+
+def test_float32_error_covers_underflow() -> None:
+    """At x = 0 with zero biases every value is exact, but products of tiny inputs underflow: the bound is never 0."""
+    layer = nn.Linear(3, 2, bias=False)
+    net = from_module(nn.Sequential(layer).eval(), (3,))
+    zero = torch.zeros(1, 3)
+    assert bool((output_error(net, zero, zero) >= 3 * 2.0**-149).all())
