@@ -275,6 +275,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _verify_all(args: argparse.Namespace) -> int:
+    from checkers.models import no_model
     from checkers.verdict import Status, Verdict
 
     loaded = spec.load_file(args.spec)
@@ -284,8 +285,7 @@ def _verify_all(args: argparse.Namespace) -> int:
     if args.property:  # a property asked for by name must be decidable: its network needs a model
         for prop in props:
             if prop.target not in ensembles and prop.target not in paths:
-                raise UsageError(f"property {prop.name} is about network {prop.target}, which has no model: "
-                                 f"give --model {prop.target}=PATH")
+                raise no_model(prop)
     modules = _load_models(paths, loaded)
     show_progress = not args.json and sys.stderr.isatty()
     results, statuses = [], []

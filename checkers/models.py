@@ -44,7 +44,8 @@ import torch
 from torch import nn
 
 from checkers.onnx_import import MAX_VALUES, Reshape, load_onnx
-from spec.errors import ModelError
+from spec import ir
+from spec.errors import ModelError, UsageError
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 MODEL_SUFFIXES = (".onnx", *CHECKPOINT_SUFFIXES)
@@ -70,6 +71,12 @@ class Model:
         if y.dim() != 2 or y.shape[0] != 1:
             raise ModelError(f"the model's output has shape {list(y.shape)} for one input: it must be (1, m)")
         return int(y.shape[1])
+
+
+def no_model(prop: ir.Property) -> UsageError:
+    """The error for a property whose network was given no `--model NAME=PATH` (one wording for every command)."""
+    return UsageError(f"property {prop.name} is about network {prop.target}, which has no model: "
+                      f"give --model {prop.target}=PATH")
 
 
 def open_model(path: str | Path) -> Model:

@@ -350,3 +350,17 @@ def test_a_counterexample_in_exact_arithmetic_only_is_in_the_json(tmp_path: Path
     assert results[0]["witness"] is None
     assert main(["verify", str(prop), "--model", f"n={model}", "--timeout", TIMEOUT]) == 3
     assert "x = (1/3)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("method", ["gloro", "fgp"])
+def test_certify_names_the_network_without_a_model(tmp_path: Path, method: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """certify (both methods) words a missing model as verify does: one helper, `checkers.models.no_model`."""
+    prop = tmp_path / "two.prop"
+    prop.write_text("network a : real[2] -> real[2]\nnetwork b : real[2] -> real[2]\n"
+                    "property ra: robust eps 0.1 norm l2 at [0.5, 0.5] for a\n"
+                    "property rb: robust eps 0.1 norm l2 at [0.5, 0.5] for b\n")
+    model = tmp_path / "a.pt"
+    save_model(nn.Sequential(nn.Linear(2, 2)), (2,), model)
+    assert main(["certify", str(prop), "--model", f"a={model}", "--method", method]) == 2
+    assert "property rb is about network b, which has no model: give --model b=PATH" in capsys.readouterr().err

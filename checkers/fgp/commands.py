@@ -96,6 +96,7 @@ def _print(s: dict[str, Any], show_radii: bool) -> None:
 
 def fgp_command(args: argparse.Namespace) -> int:
     from checkers.cli import _load_models, _model_args, _threads
+    from checkers.models import no_model
     from checkers.lipschitz.commands import _points
 
     if args.plot:
@@ -114,8 +115,7 @@ def fgp_command(args: argparse.Namespace) -> int:
         results = []
         for prop in props:
             if prop.target not in modules:
-                raise UsageError(f"property {prop.name} is about {prop.target}, which has no model: "
-                                 f"give --model {prop.target}=PATH")
+                raise no_model(prop)
             req = prop.requirement
             assert isinstance(req, ir.Robust)
             network = loaded.network(prop.target)

@@ -142,6 +142,7 @@ def _plot(path: str, curves: list[tuple[str, list[float], list[float]]]) -> None
 
 def certify_command(args: argparse.Namespace) -> int:
     from checkers.cli import _model_args, _threads
+    from checkers.models import no_model
     from checkers.lipschitz.certify import certify
 
     if args.method == "fgp":  # fast geometric projections (checkers.fgp), local robustness of ReLU networks
@@ -155,8 +156,7 @@ def certify_command(args: argparse.Namespace) -> int:
         results, curves = [], []
         for prop in props:
             if prop.target not in nets:
-                raise UsageError(f"property {prop.name} is about {prop.target}, which has no model: "
-                                 f"give --model {prop.target}=PATH")
+                raise no_model(prop)
             req = prop.requirement
             assert isinstance(req, ir.Robust)
             network = loaded.network(prop.target)
