@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,7 +31,7 @@ class EnsembleCerts:
     selected: torch.Tensor
 
 
-class EnsembleModule(nn.Module):
+class EnsembleModule(nn.Module, metaclass=ABCMeta):
     """Members (their modules registered as submodules) with the radius and norm the ensemble runs at.
 
     The radius matters at run time, not only for certificates: a cascade selects the first
@@ -62,9 +63,9 @@ class EnsembleModule(nn.Module):
         x = x.to(torch.float32)
         return [m.certify(x, self.eps, self.norm) for m in self.members]
 
+    @abstractmethod
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """(B,) long: the ensemble's labels (ABSTAIN for an abstention)."""
-        raise NotImplementedError
 
     @staticmethod
     def _none(like: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ exact verifier (`checkers.plnet`) reads networks built from them.
 from __future__ import annotations
 
 import math
+from abc import ABCMeta, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -81,8 +82,8 @@ class _Cached:
         return self.value
 
 
-class LipschitzLayer(nn.Module):
-    """The interface (a mixin placed before the torch base class)."""
+class LipschitzLayer(nn.Module, metaclass=ABCMeta):
+    """The interface (a mixin placed before the torch base class); `describe` is abstract."""
 
     def _cache(self, name: str) -> _Cached:
         cache = self.__dict__.setdefault("_lip_caches", {})
@@ -105,9 +106,9 @@ class LipschitzLayer(nn.Module):
         """
         return torch.tensor(self.lipschitz_bound())
 
+    @abstractmethod
     def describe(self) -> list[Any]:
         """The checkpoint description of the layer (see checkers.lipschitz.checkpoint)."""
-        raise NotImplementedError
 
     def _compute_bound(self) -> float:
         return 1.0
@@ -183,8 +184,9 @@ def _matrix_estimate(layer: nn.Module, weight: torch.Tensor) -> torch.Tensor:
 class _Dense(LipschitzLayer):
     """A layer computed as F.linear(x, effective_weight(), bias)."""
 
+    @abstractmethod
     def effective_weight(self) -> torch.Tensor:
-        raise NotImplementedError
+        """The (out, in) weight F.linear uses."""
 
     def _compute_bound(self) -> float:
         with torch.no_grad():
@@ -224,8 +226,9 @@ class _Derived(_Dense):
         with torch.no_grad():
             return self._cache("weight").get(param_key(self, fingerprint=False), self._derive)  # type: ignore[no-any-return]
 
+    @abstractmethod
     def _derive(self) -> torch.Tensor:
-        raise NotImplementedError
+        """The weight from the parameters (differentiable)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.effective_weight(), self.bias)  # type: ignore[arg-type]
@@ -302,8 +305,9 @@ class _ConvBase(LipschitzLayer):
 
     in_shape: tuple[int, int, int] | None = None
 
+    @abstractmethod
     def _conv_params(self) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]]:
-        raise NotImplementedError
+        """(weight, stride, padding) of the convolution the layer computes."""
 
     def _check_shape(self, x: torch.Tensor) -> None:
         shape = (int(x.shape[1]), int(x.shape[2]), int(x.shape[3]))
