@@ -57,6 +57,19 @@ class _Domains:
                         [torch.cat([p.fixed[k] for p in parts]) for k in range(n)])
 
 
+def _next_batch(queue: list[_Domains]) -> tuple[_Domains, list[_Domains]]:
+    """The first BATCH domains of the queue and the rest (only the parts taken are concatenated)."""
+    taken, count = [], 0
+    while queue and count < BATCH:
+        part, queue = queue[0], queue[1:]
+        if count + len(part) > BATCH:
+            cut = BATCH - count
+            part, queue = part.take(slice(0, cut)), [part.take(slice(cut, None)), *queue]
+        taken.append(part)
+        count += len(part)
+    return (taken[0] if len(taken) == 1 else _Domains.cat(taken)), queue
+
+
 def _bounds(
     net: PLNet, lower: torch.Tensor, upper: torch.Tensor, rows: Rows, d: _Domains,
 ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
@@ -142,11 +155,7 @@ def relu_split(
     while queue:
         if time.monotonic() > deadline:
             return "timeout", seen, None
-        d = _Domains.cat(queue)
-        queue = []
-        if len(d) > BATCH:
-            queue.append(d.take(slice(BATCH, None)))
-            d = d.take(slice(0, BATCH))
+        d, queue = _next_batch(queue)
         seen += len(d)
         lo, hi = lower[None].expand(len(d), -1), upper[None].expand(len(d), -1)
         with torch.enable_grad():
