@@ -45,6 +45,7 @@ def test_every_checker_runs_and_none_is_contradicted(files: tuple[Path, Path], c
     pts = out["robust_pts"]["checkers"]
     assert {k for k, v in pts.items() if v["ran"] == "ran"} == {"gloro", "fgp", "verifier", "hypothesis", "pgd"}
     big = out["robust_big"]["checkers"]  # a ball over the whole domain: the label changes somewhere
+    assert pts["guard"]["ran"] == "guard: l2 balls are not boxes" and big["guard"]["ran"] == "ran"
     assert big["verifier"]["holds"] == [] and big["gloro"]["holds"] == []
     assert big["pgd"]["witnesses"] or big["hypothesis"]["witnesses"]
     assert all(r["contradictions"] == [] for r in out.values())

@@ -2,11 +2,16 @@
 
 Checkers and what they claim, per target (a region part, or a robustness centre):
 - `guard`: the guarded model (`checkers.guard`) meets an ordering of `Order` atoms wherever it
-  does not abstain (HOLDS on every target);
+  does not abstain (HOLDS on every target); local robustness at points in linf balls is guarded
+  as orderings (`_ball_ordering`: on each ball's box in the domain, the centre's float32 label
+  strictly ahead), l2 balls are not (not boxes);
 - `gloro`: a certified centre (`checkers.lipschitz.certify`, argmax networks);
 - `fgp`: HOLDS at a centre, or a VIOLATED witness (ReLU networks);
 - `verifier`: HOLDS or a VIOLATED witness (`checkers.verify`, ReLU networks);
 - `hypothesis`, `pgd`: witnesses only (`checkers.testing`).
+Pairs: the guard's HOLDS against Hypothesis's and PGD's points and fgp's and the verifier's
+witnesses, all replayed on the guarded model (`_guard_replay`); each other claimer's against
+every other checker's witnesses, replayed on the model.
 Every witness, whoever found it, is replayed here (`checkers.testing.replay`: alone, in
 float32, in the region and ball exactly) before it counts. A contradiction is a HOLDS claim
 on a target for which a replayed witness exists (on the guarded model for the guard).
@@ -190,20 +195,58 @@ def _claim_verifier(model: nn.Module, prop: ir.Property, network: ir.Network, re
     report.ran["verifier"] = "ran"
 
 
-def _guarded(model: nn.Module, prop: ir.Property, network: ir.Network, report: PropertyReport) -> Guarded | None:
+def _ball_ordering(prop: ir.Property, t: Target, network: ir.Network) -> ir.Property:
+    """Local robustness at centre `t.index` in an linf ball as a safe ordering: on the target's box (the
+    ball's box intersected with the domain), its label (the float32 decision at the centre, as
+    `targets` found it) strictly ahead of every other label (argmin: strictly below)."""
+    assert t.label is not None
+    label, m = t.label, network.n_outputs
+    ahead = tuple(ir.Order(label, j, True) if network.decide is ir.Decide.ARGMAX else ir.Order(j, label, True)
+                  for j in range(m) if j != label)
+    return ir.Property(f"{prop.name}@{t.index}", prop.target, ir.Region((t.part,)), ir.Ordering((ahead,)))
+
+
+def _guarded(model: nn.Module, prop: ir.Property, network: ir.Network, found: list[Target],
+             report: PropertyReport) -> Guarded | None:
+    """The guarded model for `prop` (HOLDS on every target), or None with the reason in `report.ran`.
+
+    An ordering is guarded as it is; local robustness in linf balls as one ordering per centre
+    (`_ball_ordering`), all of them in one guard (it abstains where balls of different labels meet)."""
     from checkers.guard import compile_guard
 
-    if not isinstance(prop.requirement, ir.Ordering):
-        report.ran["guard"] = "guards enforce orderings"
+    req = prop.requirement
+    if isinstance(req, ir.Ordering):
+        guarding = [prop]
+    elif not isinstance(req.kind, ir.Local) or req.dataset is not None:
+        report.ran["guard"] = "guards enforce orderings, and local robustness at points in linf balls"
         return None
+    elif req.norm is not ir.Norm.LINF:
+        report.ran["guard"] = "guard: l2 balls are not boxes"
+        return None
+    else:
+        guarding = [_ball_ordering(prop, t, network) for t in found]
     try:
-        guarded = compile_guard([prop], model, network)
+        guarded = compile_guard(guarding, model, network)
     except GuardError as err:
         report.ran["guard"] = err.message
         return None
     report.ran["guard"] = "ran"
-    report.holds["guard"] = list(range(len(prop.region.parts)))
+    report.holds["guard"] = [t.index for t in found]
     return guarded
+
+
+def _guard_replay_claimers(guarded: Guarded, model: nn.Module, found: list[Target], report: PropertyReport,
+                           decide: ir.Decide) -> None:
+    """The witnesses fgp and the verifier found on the model, replayed on the guarded model."""
+    by_index = {t.index: t for t in found}
+    for name in ("fgp", "verifier"):
+        if not report.applied(name):
+            continue
+        report.guard_witnesses[name] = {}
+        for k, w in report.witnesses.get(name, {}).items():
+            gw = _guard_replay(guarded, model, by_index[k], torch.tensor([w.x], dtype=torch.float32), decide)
+            if gw is not None:
+                report.guard_witnesses[name][k] = gw
 
 
 def check_property(model: nn.Module, prop: ir.Property, network: ir.Network,
@@ -217,7 +260,7 @@ def check_property(model: nn.Module, prop: ir.Property, network: ir.Network,
     found = targets(model, prop, network)
     report = PropertyReport(prop.name, len(found))
     run = options.checkers
-    guarded = _guarded(model, prop, network, report) if "guard" in run else None
+    guarded = _guarded(model, prop, network, found, report) if "guard" in run else None
     if "gloro" in run:
         _claim_gloro(model, prop, network, report)
     if "fgp" in run:
@@ -245,6 +288,8 @@ def check_property(model: nn.Module, prop: ir.Property, network: ir.Network,
                 gw = _guard_replay(guarded, model, t, _guard_candidates(guarded, model, t, x, network.decide), network.decide)
                 if gw is not None:
                     report.guard_witnesses[name][t.index] = gw
+    if guarded is not None:
+        _guard_replay_claimers(guarded, model, found, report, network.decide)
     _verify_witnesses(model, found, report, network.decide)
     _contradictions(prop, report)
     return report
