@@ -306,16 +306,17 @@ def properties(n_inputs: int, n_outputs: int, *, kinds: Sequence[str] = ("orderi
     Args:
         kinds: "ordering" (regions of boxes, strict and non-strict sides, half-spaces, and a DNF
             of score comparisons), "robust" (local robustness at 1 to 3 points, l2 or linf) and
-            "topk" (relaxed top-k robustness at points).
+            "topk" (relaxed top-k robustness at points) and "affinity" (`robust within {..}, {..}` at
+            points: disjoint label sets, not always covering every label).
         linear: allow `Linear` output constraints (y[0] - 2 * y[1] <= 0.5) in orderings.
         Numbers are multiples of 1/16, so the text is exact.
     """
     for label, v in (("n_inputs", n_inputs), ("n_outputs", n_outputs)):
         if not isinstance(v, int) or v < (1 if label == "n_inputs" else 2):
             raise InvalidArgument(f"{label}={v!r} must be an integer >= {1 if label == 'n_inputs' else 2}")
-    bad = [k for k in kinds if k not in ("ordering", "robust", "topk")]
+    bad = [k for k in kinds if k not in ("ordering", "robust", "topk", "affinity")]
     if bad or not kinds:
-        raise InvalidArgument(f"kinds={kinds!r} must name 'ordering', 'robust' and/or 'topk'")
+        raise InvalidArgument(f"kinds={kinds!r} must name 'ordering', 'robust', 'topk' and/or 'affinity'")
     lo, hi = domain
     if not (math.isfinite(lo) and math.isfinite(hi) and math.ceil(lo * _GRID) < math.floor(hi * _GRID)):
         raise InvalidArgument(f"domain={domain!r} must be a finite interval holding two multiples of 1/{_GRID}")
@@ -337,6 +338,10 @@ def properties(n_inputs: int, n_outputs: int, *, kinds: Sequence[str] = ("orderi
     eps_s = st.sampled_from([1 / 64, 1 / 16, 1 / 8, 1 / 4, 1 / 2])
     norm_s = st.sampled_from(list(ir.Norm))
     k_s = st.integers(1, n_outputs - 1)
+    # affinity: some labels (a permutation's prefix) cut into consecutive non-empty groups
+    perm_s = st.permutations(range(n_outputs))
+    cuts_s = st.integers(1, n_outputs).flatmap(
+        lambda size: st.tuples(st.just(size), st.frozensets(st.integers(1, size - 1)) if size > 1 else st.just(frozenset())))
 
     @st.composite
     def draw(d: st.DrawFn) -> GeneratedProperty:
@@ -358,6 +363,12 @@ def properties(n_inputs: int, n_outputs: int, *, kinds: Sequence[str] = ("orderi
             if kind == "topk":
                 k = d(k_s)
                 rkind, top = ir.TopK(k), f"top {k} "
+            elif kind == "affinity":
+                perm, (size, cuts) = d(perm_s), d(cuts_s)
+                ends = [0, *sorted(cuts), size]
+                sets = tuple(tuple(sorted(perm[a:b])) for a, b in itertools.pairwise(ends))
+                rkind = ir.Affinity(sets)
+                top = "within " + ", ".join("{" + ", ".join(f"y[{j}]" for j in g) + "}" for g in sets) + " "
             region = ir.Region((ir.RegionPart(net.domain),))
             req = ir.Robust(rkind, eps, norm, tuple(points))
             at = ", ".join("[" + ", ".join(_num(v) for v in p) + "]" for p in points)

@@ -8,10 +8,14 @@ Falsifiers: Hypothesis over `checkers.strategies.inputs_in` (corners, faces, flo
 neighbours) and PGD (`checkers.attack.pgd`) on the violation margin. Every candidate is
 replayed alone on the model in float32 and checked exactly (`checkers.semantics`, and
 rationals for the ball); only then is it a witness. Properties: `Ordering` requirements
-(a `predicted in` condition is read off the model's own scores) and local robustness at
-given points (the label at the centre must stay strictly ahead in the ball and domain: a
-tie is a change). Inside a Hypothesis test, pass `data=data` (an `st.data()` draw): the
-points are then drawn by the outer test, which shrinks them.
+(a `predicted in` condition is read off the model's own scores) and robustness at given
+points: local (the label at the centre must stay strictly ahead in the ball and domain: a
+tie is a change), relaxed top-k and affinity (`robust_rows`: a witness is one point that
+breaks every top-j set, j <= k, of the centre at once, or where the prediction leaves the
+affinity set of the centre's label; sound, and for top-k incomplete). `set_target` gives a
+certified set's pointwise claim (GloRo's T_k), which the cross-check attacks. Inside a
+Hypothesis test, pass `data=data` (an `st.data()` draw): the points are then drawn by the
+outer test, which shrinks them.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from spec.errors import UsageError
 
 T = TypeVar("T")
 
-__all__ = ["Target", "assert_holds", "examples_of", "find_counterexample", "format_witness", "replay", "targets"]
+__all__ = ["Target", "assert_holds", "examples_of", "find_counterexample", "format_witness", "replay", "robust_rows",
+           "set_target", "targets"]
 
 
 @dataclass(frozen=True)
@@ -59,29 +64,86 @@ def _scores(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return y
 
 
+def _above(a: int, b: int, decide: ir.Decide) -> ir.Order:
+    """a strictly ahead of b under the decide rule (argmax: y[a] > y[b]; argmin: y[a] < y[b])."""
+    return ir.Order(a, b, True) if decide is ir.Decide.ARGMAX else ir.Order(b, a, True)
+
+
+def _set_ahead(labels: tuple[int, ...], m: int, decide: ir.Decide) -> tuple[ir.Order, ...]:
+    """Every label of `labels` strictly ahead of every label outside it (a conjunction)."""
+    return tuple(_above(a, b, decide) for a in labels for b in range(m) if b not in labels)
+
+
+def _ranking(y: torch.Tensor, decide: ir.Decide) -> list[int]:
+    """The labels best first: the `decision` label, then the rest (ties: the lower index first)."""
+    first = int(decision(y, decide)[0])
+    v = y[0].tolist()
+    return [first, *sorted((j for j in range(len(v)) if j != first),
+                           key=lambda j: (-v[j] if decide is ir.Decide.ARGMAX else v[j], j))]
+
+
+def robust_rows(kind: ir.RobustKind, y: torch.Tensor, decide: ir.Decide = ir.Decide.ARGMAX) -> Rows:
+    """What must hold at every point x' of the ball, for scores y (1, m) at the centre (pointwise).
+
+    - Local: the label at the centre strictly ahead of every other label.
+    - TopK(k): for SOME j <= k, T_j (the top-j labels at the centre) strictly ahead of every label
+      outside T_j (a DNF over j). A point that breaks it breaks every T_j, j <= k, at once: relaxed
+      top-k needs one T_j stable in the whole ball, so that point refutes the property (sound). The
+      property can also fail with no such point (T_1 broken here, T_2 there): those are not found.
+    - Affinity(sets): with S the affinity set of the centre's label ({label} when it is in none),
+      some label of S strictly ahead of every label outside S (the prediction stays in S; a tie
+      with a label outside S is a change). A DNF over the labels of S.
+    At a centre with tied scores the ranking breaks ties by index; a tie across the boundary of
+    T_j means no top-j set exists there, and the centre itself breaks T_j (a tie is a change).
+    """
+    m = int(y.shape[1])
+    rank = _ranking(y, decide)
+    if isinstance(kind, ir.TopK):
+        disjuncts = tuple(_set_ahead(tuple(rank[:j]), m, decide) for j in range(1, min(kind.k, m) + 1))
+        return compile_ordering(ir.Ordering(disjuncts), m)
+    if isinstance(kind, ir.Affinity):
+        label = rank[0]
+        group = next((s for s in kind.sets if label in s), (label,))
+        outside = [b for b in range(m) if b not in group]
+        return compile_ordering(ir.Ordering(tuple(tuple(_above(a, b, decide) for b in outside) for a in group)), m)
+    return compile_ordering(ir.Ordering((_set_ahead((rank[0],), m, decide),)), m)
+
+
 def targets(model: nn.Module, prop: ir.Property, network: ir.Network | None = None) -> list[Target]:
-    """The property as targets. Raises UsageError for what the falsifiers cannot check."""
+    """The property as targets. Raises UsageError for what the falsifiers cannot check.
+
+    Orderings: one target per region part. Robustness at given points (local, relaxed top-k,
+    affinity): one target per centre, on the ball's box intersected with the domain (the ball
+    itself is checked exactly on replay), its rows `robust_rows` of the centre's float32 scores.
+    """
     req = prop.requirement
     decide = network.decide if network is not None else ir.Decide.ARGMAX
     if isinstance(req, ir.Ordering):
         m = network.n_outputs if network is not None else int(_scores(model, _zeros(prop)).shape[1])
         rows = compile_ordering(req, m)
         return [Target(k, part, rows) for k, part in enumerate(prop.region.parts)]
-    if not isinstance(req.kind, ir.Local) or req.dataset is not None:
-        raise UsageError(f"property {prop.name}: the falsifiers check orderings and local robustness at given points, "
+    if req.dataset is not None:
+        raise UsageError(f"property {prop.name}: the falsifiers check orderings and robustness at given points, "
                          f"not {ir.requirement_str(req)!r}")
     out = []
     for k, centre in enumerate(req.points):
         y = _scores(model, torch.tensor([centre], dtype=torch.float32))
-        label, m = int(decision(y, decide)[0]), int(y.shape[1])
-        pairs = [(label, j) if decide is ir.Decide.ARGMAX else (j, label) for j in range(m) if j != label]
-        rows = compile_ordering(ir.Ordering((tuple(ir.Order(a, b, True) for a, b in pairs),)), m)
+        label = int(decision(y, decide)[0])
         box = ir.Box(tuple(c - req.eps for c in centre), tuple(c + req.eps for c in centre),
                      (False,) * len(centre), (False,) * len(centre))
         if network is not None:
             box = box.intersect(network.domain)
-        out.append(Target(k, ir.RegionPart(box), rows, (centre, req.eps, req.norm), label))
+        out.append(Target(k, ir.RegionPart(box), robust_rows(req.kind, y, decide), (centre, req.eps, req.norm), label))
     return out
+
+
+def set_target(target: Target, labels: tuple[int, ...], m: int, decide: ir.Decide = ir.Decide.ARGMAX) -> Target:
+    """The target's ball with rows "every label of `labels` strictly ahead of every other label".
+
+    The pointwise form of a certified set (GloRo's T_k, `checkers.lipschitz.certify`): a replayed
+    witness of it is a float32 point of the ball where the set is not the strict top-|labels| set.
+    """
+    return replace(target, rows=compile_ordering(ir.Ordering((_set_ahead(tuple(labels), m, decide),)), m))
 
 
 def _zeros(prop: ir.Property) -> torch.Tensor:
@@ -196,7 +258,8 @@ def pgd_points(model: nn.Module, target: Target, *, starts: int = 8, steps: int 
     """PGD candidates (K, n) for the target (its box; an l2 ball's points are pulled into the ball)."""
     lo = torch.tensor(target.part.box.lower, dtype=torch.float64)
     hi = torch.tensor(target.part.box.upper, dtype=torch.float64)
-    if not (torch.isfinite(lo).all() and torch.isfinite(hi).all()) or not target.rows.disjuncts:
+    always = any(not conj for conj in target.rows.disjuncts)  # an empty conjunction: the rows always hold
+    if not (torch.isfinite(lo).all() and torch.isfinite(hi).all()) or not target.rows.disjuncts or always:
         return torch.zeros(0, lo.numel())
     gen = torch.Generator().manual_seed(seed)
     x = pgd(model, target.rows, lo, hi, starts=starts, steps=steps, generator=gen)
@@ -219,7 +282,8 @@ def find_counterexample(model: nn.Module, prop: ir.Property, network: ir.Network
             test, which runs many examples anyway); pgd_steps: PGD steps (0: no PGD; default 30 in a run of
             our own, 0 with `data`: the drawn points are then the whole search, so the outer test shrinks them).
         data: inside a Hypothesis test, its `st.data()` object (the outer test draws the points).
-    Raises UsageError for a property the falsifiers cannot check (top-k, affinity, a data set).
+    Raises UsageError for a property the falsifiers cannot check (robustness over a data set).
+    Top-k and affinity: see `robust_rows` (a top-k witness breaks every T_j, j <= k, at one point).
     """
     if examples is None:
         examples = 200 if data is None else 10

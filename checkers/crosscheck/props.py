@@ -5,7 +5,10 @@ Checkers and what they claim, per target (a region part, or a robustness centre)
   does not abstain (HOLDS on every target); local robustness at points in linf balls is guarded
   as orderings (`_ball_ordering`: on each ball's box in the domain, the centre's float32 label
   strictly ahead), l2 balls are not (not boxes);
-- `gloro`: a certified centre (`checkers.lipschitz.certify`, argmax networks);
+- `gloro`: a certified centre (`checkers.lipschitz.certify`, argmax networks; local, relaxed
+  top-k and affinity), and for top-k and affinity the stronger claim of its certified set T
+  (`claims`: T strictly ahead of every other label at every float32 point of the ball),
+  attacked on its own (`checkers.testing.set_target`: Hypothesis's points, PGD on T's rows);
 - `fgp`: HOLDS at a centre, or a VIOLATED witness (ReLU networks);
 - `verifier`: HOLDS or a VIOLATED witness (`checkers.verify`, ReLU networks);
 - `hypothesis`, `pgd`: witnesses only (`checkers.testing`).
@@ -14,7 +17,8 @@ witnesses, all replayed on the guarded model (`_guard_replay`); each other claim
 every other checker's witnesses, replayed on the model.
 Every witness, whoever found it, is replayed here (`checkers.testing.replay`: alone, in
 float32, in the region and ball exactly) before it counts. A contradiction is a HOLDS claim
-on a target for which a replayed witness exists (on the guarded model for the guard).
+on a target for which a replayed witness exists (on the guarded model for the guard), or a
+replayed point that breaks a claimed certified set (`claim` names the set).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from torch import nn
 
 from checkers.guard import Guarded
 from checkers.semantics import decision, holds, in_part
-from checkers.testing import Target, hypothesis_points, pgd_points, replay, target_points, targets
+from checkers.testing import Target, hypothesis_points, pgd_points, replay, set_target, target_points, targets
 from checkers.verdict import Status, Witness
 from spec import ir
 from spec.errors import GuardError, ModelError
@@ -64,6 +68,7 @@ class PropertyContradiction:
     x: tuple[float, ...]
     y: tuple[float, ...]
     on: str  # "model" or "guarded model"
+    claim: str = ""  # a certified set the witness breaks ("" for the property itself)
 
 
 @dataclass
@@ -78,6 +83,8 @@ class PropertyReport:
     guard_witnesses: dict[str, dict[int, Witness]] = field(default_factory=dict)
     contradictions: list[PropertyContradiction] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    claims: dict[str, dict[int, tuple[int, ...]]] = field(default_factory=dict)  # certified sets per target
+    claim_witnesses: dict[str, dict[int, Witness]] = field(default_factory=dict)  # replayed points breaking them
 
     def applied(self, name: str) -> bool:
         return self.ran.get(name) == "ran"
@@ -129,8 +136,8 @@ def _claim_gloro(model: nn.Module, prop: ir.Property, network: ir.Network, repor
     from checkers.lipschitz.network import as_lipschitz
 
     req = prop.requirement
-    if not isinstance(req, ir.Robust) or not isinstance(req.kind, ir.Local) or req.dataset is not None:
-        report.ran["gloro"] = "not a local robustness property at points"
+    if not isinstance(req, ir.Robust) or req.dataset is not None:
+        report.ran["gloro"] = "not a local robustness property at points (nor top-k or affinity)"
         return
     if network.decide is not ir.Decide.ARGMAX:
         report.ran["gloro"] = "GloRo certifies argmax predictions"
@@ -140,9 +147,35 @@ def _claim_gloro(model: nn.Module, prop: ir.Property, network: ir.Network, repor
     except ModelError as err:
         report.ran["gloro"] = err.message
         return
-    cert = certify(net, torch.tensor(req.points, dtype=torch.float32), req.eps, req.norm)
+    cert = certify(net, torch.tensor(req.points, dtype=torch.float32), req.eps, req.norm, kind=req.kind)
     report.ran["gloro"] = "ran"
     report.holds["gloro"] = cert.certified.nonzero().flatten().tolist()
+    if not isinstance(req.kind, ir.Local):  # the certified set T_k (k = 1: the label), strictly ahead in the ball
+        report.claims["gloro"] = {k: tuple(cert.top[k, : int(cert.k[k])].tolist()) for k in report.holds["gloro"]}
+
+
+def _refute_claims(model: nn.Module, found: list[Target], candidates: dict[str, list[torch.Tensor]],
+                   report: PropertyReport, network: ir.Network, options: PropertyOptions) -> None:
+    """Attack each claimed certified set: the refuters' points replayed on `set_target` (and PGD on its rows).
+
+    Claims are recorded for top-k and affinity certificates (a local one is its target already)."""
+    by_index = {t.index: t for t in found}
+    m = network.n_outputs
+    for checker, sets in report.claims.items():
+        for k, labels in sets.items():
+            t = set_target(by_index[k], labels, m, network.decide)
+            if t.rows.disjuncts == by_index[k].rows.disjuncts and t.rows.atoms == by_index[k].rows.atoms:
+                continue  # the claim is the property's target itself (top 1, a singleton affinity set)
+            for name, per_target in candidates.items():
+                x = per_target[k]
+                if name == "pgd":
+                    x = torch.cat([x, pgd_points(model, t, starts=options.pgd_starts, steps=options.pgd_steps,
+                                                 seed=options.seed)])
+                w = replay(model, t, x, network.decide)
+                if w is not None:
+                    report.claim_witnesses.setdefault(name, {})[k] = w
+                    report.contradictions.append(PropertyContradiction(
+                        report.property, checker, name, k, w.x, w.y, "model", f"set {sorted(labels)} strictly ahead"))
 
 
 def _claim_fgp(model: nn.Module, prop: ir.Property, network: ir.Network, report: PropertyReport,
@@ -291,6 +324,7 @@ def check_property(model: nn.Module, prop: ir.Property, network: ir.Network,
     if guarded is not None:
         _guard_replay_claimers(guarded, model, found, report, network.decide)
     _verify_witnesses(model, found, report, network.decide)
+    _refute_claims(model, found, candidates, report, network, options)
     _contradictions(prop, report)
     return report
 
