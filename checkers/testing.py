@@ -32,7 +32,7 @@ from hypothesis.control import currently_in_test_context
 from torch import nn
 
 from checkers.attack import pgd
-from checkers.semantics import Rows, compile_ordering, decision, holds, in_part
+from checkers.semantics import Rows, compile_ordering, decision, holds, in_part, violation_margin
 from checkers.strategies import inputs_in
 from checkers.verdict import Status, Verdict, Witness
 from spec import ir
@@ -160,7 +160,10 @@ def _in_ball(x: list[float], ball: tuple[tuple[float, ...], float, ir.Norm]) -> 
 
 def replay(model: nn.Module, target: Target, x: torch.Tensor, decide: ir.Decide = ir.Decide.ARGMAX,
            limit: int = 8) -> Witness | None:
-    """The first candidate of x (K, n) that, replayed alone in float32, lies in the target and violates it."""
+    """The first candidate of x (K, n) that, replayed alone in float32, lies in the target and violates it.
+
+    Replayed alone: the candidates that violate the target in the batch (`limit` of them), then the two
+    nearest to a violation (a batch may sum in another order than one point alone, and round differently)."""
     x = x.detach().to(torch.float32)
     if x.shape[0] == 0:
         return None
@@ -169,7 +172,15 @@ def replay(model: nn.Module, target: Target, x: torch.Tensor, decide: ir.Decide 
     if target.part.predicted is not None:
         inside &= torch.isin(decision(y, decide), torch.tensor(target.part.predicted))
     bad = inside & ~holds(target.rows, y)
-    for i in bad.nonzero().flatten().tolist()[:limit]:
+    # a batch may sum in another order than one point alone (BLAS): points within a rounding error of a
+    # violation in the batch are replayed alone too, the nearest first
+    close = torch.zeros(0, dtype=torch.long)
+    if target.rows.disjuncts and all(target.rows.disjuncts):  # (an empty conjunction always holds)
+        margin = violation_margin(target.rows, y)
+        near = inside & ~bad & (margin >= -1e-6 * (y.abs().amax(dim=1).to(torch.float64) + 1.0))
+        close = near.nonzero().flatten()
+        close = close[margin[close].argsort(descending=True)]
+    for i in bad.nonzero().flatten().tolist()[:limit] + close.tolist()[:2]:
         point = x[i].tolist()
         if target.ball is not None and not _in_ball(point, target.ball):
             continue
