@@ -35,7 +35,7 @@ from checkers.testing import (
 from checkers.verdict import Witness
 from spec import ir
 
-OPTIONS = PropertyOptions(pgd_starts=4, pgd_steps=8, timeout=2.0, checkers=("gloro", "hypothesis", "pgd"))
+OPTIONS = PropertyOptions(pgd_starts=4, pgd_steps=8, timeout=2.0, checkers=("gloro", "hypothesis", "pgd", "verifier"))
 certify_module = importlib.import_module("checkers.lipschitz.certify")  # the package re-exports the function
 NETWORK = ir.Network("net", (2,), (3,), ("a", "b", "c"), ("x0", "x1"),
                      ir.Box((-1.0, -1.0), (1.0, 1.0), (False, False), (False, False)))
@@ -107,6 +107,8 @@ def _tally(model: nn.Module, prop: ir.Property, report: PropertyReport, counts: 
     counts["centres"] += report.targets
     counts["certified"] += len(report.holds.get("gloro", []))
     counts["sets of 2+ labels"] += sum(len(s) > 1 for s in report.claims.get("gloro", {}).values())
+    for name, n in report.claims_attacked.items():  # sets that say more than the property target, attacked
+        counts[f"sets attacked by {name}"] += n
     for name in ("hypothesis", "pgd"):
         for k, w in report.witnesses.get(name, {}).items():  # every property witness, checked by an oracle of its own
             with torch.no_grad():
@@ -181,7 +183,8 @@ def test_a_property_that_holds_has_no_witness_and_one_that_fails_has_a_true_one(
 def test_honest_gloro_claims_hold_and_a_claim_at_a_smaller_eps_is_refuted(
         kind: ir.RobustKind, monkeypatch: pytest.MonkeyPatch) -> None:
     prop = _robust(kind)
-    honest = check_property(SLIDE, prop, NETWORK, OPTIONS)
+    options = OPTIONS  # the verifier checks linf claims too
+    honest = check_property(SLIDE, prop, NETWORK, options)
     assert honest.holds["gloro"] == [0] and honest.claims["gloro"] == {0: (0, 1)}
     assert not honest.contradictions
     real = certify_module.certify
@@ -191,13 +194,13 @@ def test_honest_gloro_claims_hold_and_a_claim_at_a_smaller_eps_is_refuted(
 
     monkeypatch.setattr(certify_module, "certify", at_an_eighth)
     # SLIDE: {0} is certified at eps / 8 and claimed at eps; the property holds (by {0, 1}), the claim does not
-    report = check_property(SLIDE, prop, NETWORK, OPTIONS)
+    report = check_property(SLIDE, prop, NETWORK, options)
     assert report.claims["gloro"] == {0: (0,)}
     assert not report.witnesses["hypothesis"] and not report.witnesses["pgd"]
     found = {(c.checker, c.found_by, c.claim) for c in report.contradictions}
-    assert found == {("gloro", "hypothesis", "set [0] strictly ahead"), ("gloro", "pgd", "set [0] strictly ahead")}
+    assert found == {("gloro", refuter, "set [0] strictly ahead") for refuter in ("hypothesis", "pgd", "verifier")}
     for c in report.contradictions:
         assert Fraction(c.y[1]) >= Fraction(c.y[0]) and abs(c.x[0]) <= 0.5
     # RISE: the property itself fails; the wrong certificate is refuted at the property level too
-    report = check_property(RISE, prop, NETWORK, OPTIONS)
+    report = check_property(RISE, prop, NETWORK, options)
     assert {(c.found_by, c.claim) for c in report.contradictions} >= {("hypothesis", ""), ("pgd", "")}

@@ -85,6 +85,7 @@ class PropertyReport:
     notes: list[str] = field(default_factory=list)
     claims: dict[str, dict[int, tuple[int, ...]]] = field(default_factory=dict)  # certified sets per target
     claim_witnesses: dict[str, dict[int, Witness]] = field(default_factory=dict)  # replayed points breaking them
+    claims_attacked: dict[str, int] = field(default_factory=dict)  # per refuter, sets it attacked (beyond the target)
 
     def applied(self, name: str) -> bool:
         return self.ran.get(name) == "ran"
@@ -156,7 +157,8 @@ def _claim_gloro(model: nn.Module, prop: ir.Property, network: ir.Network, repor
 
 def _refute_claims(model: nn.Module, found: list[Target], candidates: dict[str, list[torch.Tensor]],
                    report: PropertyReport, network: ir.Network, options: PropertyOptions) -> None:
-    """Attack each claimed certified set: the refuters' points replayed on `set_target` (and PGD on its rows).
+    """Attack each claimed certified set: the refuters' points replayed on `set_target` (and PGD on its rows),
+    and, in an linf ball, the exact verifier on the set's ordering over the ball's box.
 
     Claims are recorded for top-k and affinity certificates (a local one is its target already)."""
     by_index = {t.index: t for t in found}
@@ -164,9 +166,12 @@ def _refute_claims(model: nn.Module, found: list[Target], candidates: dict[str, 
     for checker, sets in report.claims.items():
         for k, labels in sets.items():
             t = set_target(by_index[k], labels, m, network.decide)
+            if not t.rows.atoms:
+                continue  # a set of every label: nothing to break
             if t.rows.disjuncts == by_index[k].rows.disjuncts and t.rows.atoms == by_index[k].rows.atoms:
                 continue  # the claim is the property's target itself (top 1, a singleton affinity set)
             for name, per_target in candidates.items():
+                report.claims_attacked[name] = report.claims_attacked.get(name, 0) + 1
                 x = per_target[k]
                 if name == "pgd":
                     x = torch.cat([x, pgd_points(model, t, starts=options.pgd_starts, steps=options.pgd_steps,
@@ -176,6 +181,28 @@ def _refute_claims(model: nn.Module, found: list[Target], candidates: dict[str, 
                     report.claim_witnesses.setdefault(name, {})[k] = w
                     report.contradictions.append(PropertyContradiction(
                         report.property, checker, name, k, w.x, w.y, "model", f"set {sorted(labels)} strictly ahead"))
+            if "verifier" in options.checkers and t.ball is not None and t.ball[2] is ir.Norm.LINF:
+                _verify_claim(model, t, labels, checker, report, network, options)
+
+
+def _verify_claim(model: nn.Module, t: Target, labels: tuple[int, ...], checker: str, report: PropertyReport,
+                  network: ir.Network, options: PropertyOptions) -> None:
+    """An linf claim is an ordering on the ball's box: the exact verifier's witness, replayed, refutes it."""
+    from checkers.verify import VerifyOptions, verify_property
+
+    claim = ir.Property(f"{report.property}@{t.index}", network.name, ir.Region((t.part,)), ir.Ordering((t.rows.atoms,)))
+    opts = VerifyOptions(timeout=options.timeout, seed=options.seed, attack_starts=4, attack_steps=5)
+    try:
+        verdict = verify_property(model, claim, network, opts)
+    except ModelError:
+        return  # not a network the verifier reads (its reason is in report.ran["verifier"])
+    report.claims_attacked["verifier"] = report.claims_attacked.get("verifier", 0) + 1
+    if verdict.witness is not None:
+        w = replay(model, t, torch.tensor([verdict.witness.x], dtype=torch.float32), network.decide)
+        if w is not None:
+            report.claim_witnesses.setdefault("verifier", {})[t.index] = w
+            report.contradictions.append(PropertyContradiction(
+                report.property, checker, "verifier", t.index, w.x, w.y, "model", f"set {sorted(labels)} strictly ahead"))
 
 
 def _claim_fgp(model: nn.Module, prop: ir.Property, network: ir.Network, report: PropertyReport,
