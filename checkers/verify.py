@@ -87,7 +87,16 @@ class _Part:
     part: ir.RegionPart
     lower: torch.Tensor
     upper: torch.Tensor
-    ball: tuple[torch.Tensor, float] | None = None  # an l2 ball (centre, radius) the witness must lie in
+    ball: tuple[tuple[float, ...], float, ir.Norm] | None = None  # a ball (centre, radius, norm) witnesses lie in
+
+
+def in_ball(x: list[float], ball: tuple[tuple[float, ...], float, ir.Norm]) -> bool:
+    """Exactly (rationals): is x in the closed ball? (centre +- eps rounds in float64; a witness must not.)"""
+    centre, radius, norm = ball
+    d = [Fraction(a) - Fraction(c) for a, c in zip(x, centre, strict=True)]
+    if norm is ir.Norm.LINF:
+        return all(abs(v) <= Fraction(radius) for v in d)
+    return sum(v * v for v in d) <= Fraction(radius) ** 2
 
 
 class _Search:
@@ -107,10 +116,13 @@ class _Search:
         with torch.no_grad():
             y = self.module(x)
         inside = in_part(target.part, x)
-        if target.ball is not None:
-            centre, radius = target.ball
-            inside &= ((x.to(torch.float64) - centre) ** 2).sum(dim=1) <= radius**2
+        if target.ball is not None and target.ball[2] is ir.Norm.L2:  # a screen; the ball is checked exactly below
+            centre = torch.tensor(target.ball[0], dtype=torch.float64)
+            inside &= ((x.to(torch.float64) - centre) ** 2).sum(dim=1) <= target.ball[1] ** 2 * (1 + 1e-12)
         bad = inside & ~holds(self.rows, y)
+        if target.ball is not None:
+            bad &= torch.tensor([bool(b) and in_ball(x[i].tolist(), target.ball) for i, b in enumerate(bad.tolist())],
+                                dtype=torch.bool)
         for i in bad.nonzero().flatten().tolist()[:8]:
             # replay alone: float32 scores may differ in the last bits between batch sizes
             with torch.no_grad():
@@ -156,7 +168,7 @@ class _Search:
         stack: list[_Boxes] = [(root_lo, root_hi, None, torch.zeros(1, dtype=torch.long))]
         done, undecided, float_only = 0.0, 0, 0
         root_width = (root_hi - root_lo)[0].clamp(min=1e-300)
-        exact = self.exact and target.ball is None  # Z3 sees the box, not an l2 ball
+        exact = self.exact and (target.ball is None or target.ball[2] is ir.Norm.LINF)  # Z3 sees the box, not an l2 ball
         while stack:
             if time.monotonic() > self.deadline:
                 return Verdict(Status.TIMEOUT, reason=f"time limit reached with {len(stack)} batches of boxes open")
@@ -388,7 +400,7 @@ def _local_robustness(
             (False,) * net.n_inputs, (False,) * net.n_inputs,
         ).intersect(network.domain)
         part = ir.RegionPart(box)
-        ball = (centre, req.eps) if req.norm is ir.Norm.L2 else None
+        ball = (tuple(centre_values), req.eps, req.norm)
         target = _Part(len(verdicts), part, torch.tensor(box.lower, dtype=torch.float64),
                        torch.tensor(box.upper, dtype=torch.float64), ball)
         remaining = options.timeout - (time.monotonic() - start)
