@@ -51,6 +51,8 @@ def pgd(
     never stalls on a max; the step shrinks from a quarter of the box width.
     """
     lo32, hi32 = inner_float32(lower, upper)
+    if any(len(conj) == 0 for conj in rows.disjuncts):  # an empty conjunction is true: no point breaks it
+        return lo32[None]
     width = hi32 - lo32
     targets = _targets(rows, starts)
     x = lo32 + torch.rand(starts, lo32.numel(), generator=generator) * width

@@ -164,3 +164,22 @@ def test_many_inputs_branch_on_relu_phases() -> None:
     assert small.status is Status.HOLDS, small
     assert "ReLU-phase domains" in small.reason
     assert verify_property(module, loaded.property("huge"), loaded.networks[0], OPTIONS).status is Status.VIOLATED
+
+
+def test_true_and_false_requirements_are_decided_not_crashed() -> None:
+    """An empty conjunction is "true" (HOLDS, nothing to break; PGD used to crash on it); no disjunct at all
+    is "false" (VIOLATED at any replayed point of the region); the falsifiers agree."""
+    from checkers.testing import find_counterexample
+    from spec import ir
+
+    net = ir.Network("n", (1,), (2,), ("a", "b"), ("x",), ir.Box((0.0,), (1.0,), (False,), (False,)))
+    model = nn.Sequential(nn.Linear(1, 2)).eval()
+    for req, expected in ((ir.Ordering(((),)), Status.HOLDS), (ir.Ordering(()), Status.VIOLATED),
+                          (ir.Ordering(((), (ir.Order(0, 1, True),))), Status.HOLDS)):
+        prop = ir.Property("p", "n", ir.Region((ir.RegionPart(net.domain),)), req)
+        verdict = verify_property(model, prop, net, VerifyOptions(timeout=2))
+        assert verdict.status is expected, (req, verdict)
+        found = find_counterexample(model, prop, net, examples=10)
+        assert (found is None) == (expected is Status.HOLDS), (req, found)
+        if found is not None:
+            assert 0.0 <= found.x[0] <= 1.0
