@@ -109,3 +109,19 @@ def test_cached_checker_views_follow_weights_changed_in_place() -> None:
     second = check_property(model, prop, network, options)
     assert second.holds["gloro"] == [] and second.holds["fgp"] == []
     assert second.witnesses["pgd"] and not second.contradictions
+
+
+def test_affinity_over_a_data_set_is_checked_at_its_points(capsys: pytest.CaptureFixture[str]) -> None:
+    """Top-k and affinity over a data set (here affinity over digits_test): GloRo's certified sets at each of the
+    360 points, attacked by the falsifiers (the verifier does not read CHORD layers and says so)."""
+    root = Path(__file__).resolve().parents[1] / "examples" / "digits"
+    spec_file = root / "digits.prop"
+    assert main(["crosscheck", str(spec_file), "--model", f"digits={root / 'digits.pt'}", "--property",
+                 "affine_digits", "--examples", "5", "--steps", "3", "--json"]) == 0
+    out = {r["property"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(out) == {"affine_digits"}
+    for r in out.values():
+        assert r["targets"] == 360 and r["contradictions"] == []
+        assert r["checkers"]["gloro"]["ran"] == "ran" and len(r["checkers"]["gloro"]["holds"]) > 150
+        assert r["checkers"]["hypothesis"]["ran"] == r["checkers"]["pgd"]["ran"] == "ran"
+        assert "ChordLinear" in r["checkers"]["verifier"]["ran"]

@@ -51,9 +51,13 @@ def _properties(loaded: ir.Spec, names: list[str] | None, file: str) -> list[ir.
 
 
 def _over_data(loaded: ir.Spec, p: ir.Property) -> bool:
-    """Robustness over a data set, or of an ensemble: the certifier-against-attack rows; the rest: per property."""
-    return isinstance(p.requirement, ir.Robust) and (
-        p.requirement.dataset is not None or any(e.name == p.target for e in loaded.ensembles))
+    """Local robustness over a data set, or any robustness of an ensemble: the certifier-against-attack rows;
+    the rest, top-k and affinity over a network's data set included (at its points), per property."""
+    req = p.requirement
+    if not isinstance(req, ir.Robust):
+        return False
+    return any(e.name == p.target for e in loaded.ensembles) or (
+        req.dataset is not None and isinstance(req.kind, ir.Local))
 
 
 def _needed(loaded: ir.Spec, props: list[ir.Property]) -> list[str]:
@@ -135,8 +139,8 @@ def _cases(loaded: ir.Spec, props: list[ir.Property], nets: dict[str, LipschitzN
         req = p.requirement
         assert isinstance(req, ir.Robust)
         if not isinstance(req.kind, ir.Local):
-            raise UsageError(f"property {p.name}: crosscheck compares local robustness (top-k and affinity "
-                             "certificates are checked by certspec certify)")
+            raise UsageError(f"property {p.name}: crosscheck compares ensembles on local robustness (top-k and "
+                             "affinity robustness are cross-checked on networks)")
         network = loaded.network(p.target)
         if p.target in ensembles:
             target = from_ir(ensembles[p.target], members, req.eps, req.norm)

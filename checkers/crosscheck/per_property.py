@@ -1,7 +1,8 @@
 """`certspec crosscheck` on the properties of networks: every applicable checker per property (see `props`).
 
-The properties handled here are the orderings and local robustness at given points of a
-network (robustness over a data set and of ensembles is the row table of `commands`). Each
+The properties handled here are the orderings and robustness at given points of a network,
+and top-k / affinity robustness over a network's data set (at its points); local robustness
+over a data set and every robustness of an ensemble is the row table of `commands`. Each
 network needs a model: --model NAME=PATH, or SPEC's folder/NAME.pt (.onnx). Output: one line
 per property and checker (what it claimed or found, or why it does not apply), then every
 contradiction with its replayed witness.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +60,23 @@ def run_properties(args: argparse.Namespace) -> list[PropertyReport]:
     for p in props:
         if show:
             print(f"crosscheck {p.name}", file=sys.stderr)
-        reports.append(check_property(models[p.target], p, loaded.network(p.target), options))
+        p, opts = _at_points(loaded, p, options)
+        reports.append(check_property(models[p.target], p, loaded.network(p.target), opts))
     return reports
+
+
+def _at_points(loaded: ir.Spec, p: ir.Property, options: PropertyOptions) -> tuple[ir.Property, PropertyOptions]:
+    """Robustness over a data set (top-k, affinity) as the same property at the data set's points (normalised
+    units, as the certifier sees them), with at most ~2,000 Hypothesis points in all (at least 5 per centre)."""
+    from checkers.lipschitz.commands import _points
+
+    req = p.requirement
+    if not isinstance(req, ir.Robust) or req.dataset is None:
+        return p, options
+    x, _ = _points(loaded, p, loaded.network(p.target))
+    points = tuple(tuple(row) for row in x.tolist())
+    examples = max(5, min(options.examples, 2000 // max(1, len(points))))
+    return replace(p, requirement=replace(req, points=points, dataset=None)), replace(options, examples=examples)
 
 
 def _summary(r: PropertyReport, name: str) -> str:
