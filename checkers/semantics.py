@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
+import numpy as np
 import torch
 
 from spec import ir
@@ -126,3 +127,41 @@ def decision(y: torch.Tensor, decide: ir.Decide) -> torch.Tensor:
     counts as the best (torch's argmax and argmin both pick a NaN).
     """
     return y.argmax(dim=1) if decide is ir.Decide.ARGMAX else y.argmin(dim=1)
+
+
+def ball_box(centre: tuple[float, ...], eps: float) -> ir.Box:
+    """The box of a ball's float32 points: per coordinate the least and greatest float32 values in
+    [c - eps, c + eps], computed exactly (c - eps rounded in float64 can fall outside the ball: 2^-60 - 0.125
+    is -0.125). It holds every float32 point of the linf ball (and of the l2 ball inside it), and its
+    corners are float32 points of the linf ball. A coordinate with no float32 value in its interval keeps
+    the float64 ends (the ball has no float32 point; witnesses are checked against the ball anyway)."""
+    lower, upper = [], []
+    e = Fraction(eps)
+    for c in centre:
+        lo, hi = Fraction(c) - e, Fraction(c) + e
+        a, b = _float32_at_least(lo), _float32_at_most(hi)
+        if a > b:
+            a, b = float(lo), float(hi)
+        lower.append(a)
+        upper.append(b)
+    return ir.Box(tuple(lower), tuple(upper), (False,) * len(centre), (False,) * len(centre))
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _float32_at_least(bound: Fraction) -> float:
+    if bound > _F32_MAX:
+        return float("inf")
+    if bound <= -_F32_MAX:
+        return -_F32_MAX
+    v = np.float32(float(bound))
+    while Fraction(float(v)) < bound:
+        v = np.nextafter(v, np.float32(np.inf))
+    while Fraction(float(below := np.nextafter(v, np.float32(-np.inf)))) >= bound:
+        v = below
+    return float(v)
+
+
+def _float32_at_most(bound: Fraction) -> float:
+    return -_float32_at_least(-bound)

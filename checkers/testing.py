@@ -32,7 +32,7 @@ from hypothesis.control import currently_in_test_context
 from torch import nn
 
 from checkers.attack import pgd
-from checkers.semantics import Rows, compile_ordering, decision, holds, in_part, violation_margin
+from checkers.semantics import Rows, ball_box, compile_ordering, decision, holds, in_part, violation_margin
 from checkers.strategies import inputs_in
 from checkers.verdict import Status, Verdict, Witness
 from spec import ir
@@ -129,8 +129,7 @@ def targets(model: nn.Module, prop: ir.Property, network: ir.Network | None = No
     for k, centre in enumerate(req.points):
         y = _scores(model, torch.tensor([centre], dtype=torch.float32))
         label = int(decision(y, decide)[0])
-        box = ir.Box(tuple(c - req.eps for c in centre), tuple(c + req.eps for c in centre),
-                     (False,) * len(centre), (False,) * len(centre))
+        box = ball_box(centre, req.eps)  # the ball's float32 points (centre +- eps rounds in float64)
         if network is not None:
             box = box.intersect(network.domain)
         out.append(Target(k, ir.RegionPart(box), robust_rows(req.kind, y, decide), (centre, req.eps, req.norm), label))

@@ -42,7 +42,7 @@ from checkers.bounds import HiddenBounds, crown_hidden_bounds, input_sensitivity
 from checkers.floaterror import output_error, row_error
 from checkers.plnet import PLNet, from_module
 from checkers.relusplit import relu_split
-from checkers.semantics import Rows, compile_ordering, holds, in_part
+from checkers.semantics import Rows, ball_box, compile_ordering, holds, in_part
 from checkers.verdict import Status, Verdict, Witness
 from checkers.z3check import Drift, real_holds, real_scores, z3_decide
 from spec import ir
@@ -398,10 +398,8 @@ def _local_robustness(
         others = [j for j in range(net.n_outputs) if j != label]
         pairs = [(label, j) if network.decide is ir.Decide.ARGMAX else (j, label) for j in others]
         ordering = ir.Ordering((tuple(ir.Order(a, b, True) for a, b in pairs),))
-        box = ir.Box(
-            tuple((centre - req.eps).tolist()), tuple((centre + req.eps).tolist()),
-            (False,) * net.n_inputs, (False,) * net.n_inputs,
-        ).intersect(network.domain)
+        # every float32 point of the ball (float32 inputs are what HOLDS covers), rounded exactly, not in float64
+        box = ball_box(tuple(centre_values), req.eps).intersect(network.domain)
         part = ir.RegionPart(box)
         ball = (tuple(centre_values), req.eps, req.norm)
         target = _Part(len(verdicts), part, torch.tensor(box.lower, dtype=torch.float64),
