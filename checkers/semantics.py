@@ -129,6 +129,16 @@ def decision(y: torch.Tensor, decide: ir.Decide) -> torch.Tensor:
     return y.argmax(dim=1) if decide is ir.Decide.ARGMAX else y.argmin(dim=1)
 
 
+def in_ball(x: list[float], ball: tuple[tuple[float, ...], float, ir.Norm]) -> bool:
+    """Exactly (rationals): is x in the closed ball (centre, radius, norm)? A witness must be, whatever
+    centre +- eps rounds to in float64."""
+    centre, radius, norm = ball
+    d = [Fraction(a) - Fraction(c) for a, c in zip(x, centre, strict=True)]
+    if norm is ir.Norm.LINF:
+        return all(abs(v) <= Fraction(radius) for v in d)
+    return sum(v * v for v in d) <= Fraction(radius) ** 2
+
+
 def ball_box(centre: tuple[float, ...], eps: float) -> ir.Box:
     """The box of a ball's float32 points: per coordinate the least and greatest float32 values in
     [c - eps, c + eps], computed exactly (c - eps rounded in float64 can fall outside the ball: 2^-60 - 0.125

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from typing import TypeVar
-from fractions import Fraction
 
 import hypothesis
 import torch
@@ -32,7 +31,7 @@ from hypothesis.control import currently_in_test_context
 from torch import nn
 
 from checkers.attack import pgd
-from checkers.semantics import Rows, ball_box, compile_ordering, decision, holds, in_part, violation_margin
+from checkers.semantics import Rows, ball_box, compile_ordering, decision, holds, in_ball, in_part, violation_margin
 from checkers.strategies import inputs_in
 from checkers.verdict import Status, Verdict, Witness
 from spec import ir
@@ -149,14 +148,6 @@ def _zeros(prop: ir.Property) -> torch.Tensor:
     return torch.zeros(1, len(prop.region.parts[0].box.lower))
 
 
-def _in_ball(x: list[float], ball: tuple[tuple[float, ...], float, ir.Norm]) -> bool:
-    centre, eps, norm = ball
-    d = [Fraction(a) - Fraction(c) for a, c in zip(x, centre, strict=True)]
-    if norm is ir.Norm.LINF:
-        return all(abs(v) <= Fraction(eps) for v in d)
-    return sum(v * v for v in d) <= Fraction(eps) ** 2
-
-
 def replay(model: nn.Module, target: Target, x: torch.Tensor, decide: ir.Decide = ir.Decide.ARGMAX,
            limit: int = 8) -> Witness | None:
     """The first candidate of x (K, n) that, replayed alone in float32, lies in the target and violates it.
@@ -181,7 +172,7 @@ def replay(model: nn.Module, target: Target, x: torch.Tensor, decide: ir.Decide 
         close = close[margin[close].argsort(descending=True)]
     for i in bad.nonzero().flatten().tolist()[:limit] + close.tolist()[:2]:
         point = x[i].tolist()
-        if target.ball is not None and not _in_ball(point, target.ball):
+        if target.ball is not None and not in_ball(point, target.ball):
             continue
         alone = _scores(model, x[i : i + 1])
         if target.part.predicted is not None and int(decision(alone, decide)[0]) not in target.part.predicted:

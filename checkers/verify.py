@@ -42,7 +42,7 @@ from checkers.bounds import HiddenBounds, crown_hidden_bounds, input_sensitivity
 from checkers.floaterror import output_error, row_error
 from checkers.plnet import PLNet, from_module
 from checkers.relusplit import relu_split
-from checkers.semantics import Rows, ball_box, compile_ordering, holds, in_part
+from checkers.semantics import Rows, ball_box, compile_ordering, holds, in_ball, in_part
 from checkers.verdict import Status, Verdict, Witness
 from checkers.z3check import Drift, real_holds, real_scores, z3_decide
 from spec import ir
@@ -88,15 +88,6 @@ class _Part:
     lower: torch.Tensor
     upper: torch.Tensor
     ball: tuple[tuple[float, ...], float, ir.Norm] | None = None  # a ball (centre, radius, norm) witnesses lie in
-
-
-def in_ball(x: list[float], ball: tuple[tuple[float, ...], float, ir.Norm]) -> bool:
-    """Exactly (rationals): is x in the closed ball? (centre +- eps rounds in float64; a witness must not.)"""
-    centre, radius, norm = ball
-    d = [Fraction(a) - Fraction(c) for a, c in zip(x, centre, strict=True)]
-    if norm is ir.Norm.LINF:
-        return all(abs(v) <= Fraction(radius) for v in d)
-    return sum(v * v for v in d) <= Fraction(radius) ** 2
 
 
 class _Search:

@@ -250,7 +250,7 @@ def test_an_n_dim_region_whose_faces_are_within_1e7_of_the_boundary(
 @pytest.mark.parametrize("norm", list(ir.Norm))
 def test_the_verifier_never_reports_a_witness_outside_a_ball_whose_centre_has_a_tiny_coordinate(norm: ir.Norm) -> None:
     """centre -+ eps rounds in float64 (2^-60 - 0.125 is -0.125, a float32 point just outside the ball): a witness
-    must be in the ball exactly (`verify.in_ball`), so the verifier once reported VIOLATED here, wrongly."""
+    must be in the ball exactly (`semantics.in_ball`), so the verifier once reported VIOLATED here, wrongly."""
     trap = Trap([1, 1], [0, 0], False, p=-0.125)
     with torch.no_grad():
         trap.last.weight[0, 1] = 0.0  # y0 = x0 > -0.125 at every float32 point of the ball below

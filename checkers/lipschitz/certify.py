@@ -224,7 +224,8 @@ def _predict_terms(c: Constants, rad: float, device: torch.device) -> tuple[torc
         neg = (-((kt + s_fixed) * (1 + 2.0**-20))).fill_diagonal_(math.inf).to(torch.float32)
         room = (c.max_norm - rad - underflow) * (1 - 1e-9)
         v_max = s_norm * room * (1 - (c.n_inputs + 16) * 2.0**-23) if room > 0 else -1.0
-        cache.clear() if len(cache) > 16 else None
+        if len(cache) > 16:
+            cache.clear()
         cache[key] = (neg.to(device), s_norm, v_max)
     return cache[key]  # type: ignore[no-any-return]
 
