@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checkers.lipschitz import Linear, LipschitzNet, ReLU, certified_predict, certify, constants
+from checkers.lipschitz import CertifiedClassifier, Linear, LipschitzNet, ReLU, certify, constants
 from checkers.lipschitz.certify import certify_scores
 from checkers.lipschitz.losses import EpsSchedule, bottom_logit, emma_loss, gloro_loss, trades_loss, training_table
 from spec import ir
@@ -210,11 +210,11 @@ def test_certified_inference_gives_the_local_certificate(norm: ir.Norm, seed: in
     radius = certify(net, x, 0.0, norm).radius
     for eps in (0.01, 0.05, *(float(r) * f for r in radius[:4] for f in (0.999, 1.001) if float(r) > 0)):
         cert = certify(net, x, eps, norm)
-        label, ok = certified_predict(net, x, eps, norm)
+        label, ok = CertifiedClassifier(net, eps, norm)(x)
         assert torch.equal(label, cert.prediction)
         assert torch.equal(ok, cert.certified), eps
     eps = 0.05 if norm is ir.Norm.L2 else 0.02
-    label, ok = certified_predict(net, x, eps, norm)
+    label, ok = CertifiedClassifier(net, eps, norm)(x)
     adv = _pgd(net, x, label, eps, norm)
     with torch.no_grad():
         after = net(adv).argmax(dim=1)
@@ -224,10 +224,57 @@ def test_certified_inference_gives_the_local_certificate(norm: ir.Norm, seed: in
 def test_certified_inference_never_certifies_a_tie() -> None:
     net = _tied_net()
     x = torch.rand(20, 3)
-    label, ok = certified_predict(net, x, 0.0)
+    label, ok = CertifiedClassifier(net, 0.0)(x)
     y = certify(net, x, 0.0).scores
     tied = (y[:, 0] == y[:, 1]) & (label <= 1)
     assert bool(tied.any()) and not bool(ok[tied].any())
+
+
+def test_certified_classifier_runs_a_frozen_copy() -> None:
+    """Later changes to the network (even through .data) do not reach a built classifier, whose decisions stay
+    those of the network it copied."""
+    import copy
+
+    net = small_net(5)
+    x = torch.rand(64, 6, generator=torch.Generator().manual_seed(5))
+    clf, before = CertifiedClassifier(net, 0.05), copy.deepcopy(net)
+    for p in net.parameters():
+        p.data.mul_(-3.0)
+    label, ok = clf(x)
+    cert = certify(before, x, 0.05)
+    assert torch.equal(label, cert.prediction) and torch.equal(ok, cert.certified) and bool(ok.any())
+    assert not torch.equal(certify(net, x, 0.05).prediction, label)
+
+
+def test_certified_classifier_refuses_bad_inputs_and_abstains_on_non_finite_ones() -> None:
+    net = small_net(1)
+    with pytest.raises(UsageError, match=r"eps=-0.1 must be"):
+        CertifiedClassifier(net, -0.1)
+    with pytest.raises(UsageError, match=r"needs a LipschitzNet, got Sequential"):
+        CertifiedClassifier(torch.nn.Sequential(torch.nn.Linear(6, 2)), 0.1)  # type: ignore[arg-type]
+    clf = CertifiedClassifier(net, 0.0)
+    for bad in (torch.rand(3, 5), torch.rand(6), torch.rand(3, 6, dtype=torch.float64)):
+        with pytest.raises(UsageError, match=r"the classifier takes \(batch, 6\) float32 on cpu"):
+            clf(bad)
+    x = torch.rand(4, 6)
+    x[0, 0], x[1, 2], x[2, 5] = math.nan, math.inf, -math.inf
+    _, ok = clf(x)
+    assert ok.tolist()[:3] == [False, False, False] and bool(ok[3]) == bool(certify(net, x[3:], 0.0).certified[0])
+
+
+@settings(max_examples=200)
+@given(value=st.one_of(st.floats(allow_nan=False, width=64), st.floats(-1e-40, 1e-40), st.floats(-1e39, 1e39)))
+def test_down32_rounds_toward_minus_infinity(value: float) -> None:
+    from fractions import Fraction
+
+    from checkers.lipschitz.certify import _down32
+
+    got = _down32(torch.tensor(value, dtype=torch.float64))
+    assert got.dtype == torch.float32
+    up = torch.nextafter(got, torch.tensor(math.inf))
+    assert float(got) <= value
+    if math.isfinite(float(up)) and math.isfinite(value):
+        assert Fraction(float(up)) > Fraction(value)
 
 
 def test_balls_reaching_float32_overflow_are_not_certified() -> None:
@@ -245,7 +292,7 @@ def test_balls_reaching_float32_overflow_are_not_certified() -> None:
     cert = certify(net, x, 1.0)
     assert float(cert.radius[1]) == 0.0 and not bool(cert.certified[1])
     assert float(cert.radius[0]) <= c.max_norm * 0.5 + 1
-    _, ok = certified_predict(net, x, 1.0)
+    _, ok = CertifiedClassifier(net, 1.0)(x)
     assert not bool(ok[1])
     assert bool(ok[0]) == bool(cert.certified[0])
 
@@ -274,7 +321,7 @@ def test_cuda_certificates_are_sound_and_match_the_cpu() -> None:  # pragma: no 
         assert bool((err <= c.err0 + c.err1 * x.double().norm(dim=1)).all())
         eps = 0.3 if x.shape[1] == 64 else 0.05
         cpu, gpu = certify(net, x, eps), certify(gnet, x.cuda(), eps)
-        label, ok = certified_predict(gnet, x.cuda(), eps)
+        label, ok = CertifiedClassifier(gnet, eps)(x.cuda())
         assert torch.equal(ok, gpu.certified) and torch.equal(label, gpu.prediction)
         assert int((gpu.certified.cpu() != cpu.certified).sum()) <= 2
         adv = _pgd(gnet, x.cuda(), label, eps, ir.Norm.L2)

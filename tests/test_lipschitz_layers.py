@@ -130,6 +130,46 @@ def test_network_constants_follow_an_optimiser_step() -> None:
     assert second.body != first.body or not torch.equal(second.table, first.table)
 
 
+def test_constants_follow_writes_no_version_counter_sees() -> None:
+    """`.data` writes and numpy views change no version counter: the values are compared, so nothing goes stale."""
+    from checkers.lipschitz import ChordLinear
+
+    net = LipschitzNet((4,), [ChordLinear(4, 8), MinMax()], Linear(8, 3))
+    x = torch.rand(16, 4, generator=torch.Generator().manual_seed(0))
+    first = constants(net)
+    net[-1].weight.data.mul_(2.0)  # the head's row differences double
+    second = constants(net)
+    assert torch.allclose(second.table, 2 * first.table, rtol=1e-6)
+    # a rearrangement that keeps every sum (a checksum would miss it) but not the spectral norm
+    with torch.no_grad():
+        net[-1].weight.copy_(torch.tensor([[1.0] * 8, [0.0] * 8, [0.0] * 8]))
+    before = net[-1].lipschitz_bound()
+    net[-1].weight.data.copy_(torch.tensor([[1.0, 0, 0, 0, 0, 0, 0, 0], [0, 1.0, 0, 0, 0, 0, 0, 0],
+                                            [0, 0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]]))
+    assert net[-1].lipschitz_bound() == pytest.approx(math.sqrt(6), rel=1e-6) and before == pytest.approx(math.sqrt(8), rel=1e-6)
+    # CHORD's derived weight (used by the forward pass) follows a write through numpy
+    with torch.no_grad():
+        out = net[0](x)
+    net[0].weight.detach().numpy()[:, :2] *= -1.0
+    with torch.no_grad():
+        assert not torch.equal(net[0](x), out)
+        assert torch.equal(net[0](x), torch.nn.functional.linear(x, net[0]._derive(), net[0].bias))
+    third = constants(net)
+    assert third is not second and constants(net) is third
+
+
+def test_a_replaced_or_reconfigured_layer_is_seen() -> None:
+    net = conv_net(3)
+    conv = next(layer for layer in net.body if type(layer).__name__ == "Conv2d")
+    first = constants(net)
+    conv.padding = (conv.padding[0] + 1, conv.padding[1] + 1)  # a new configuration: not the bounded operator
+    assert constants(net) is not first
+    index = next(k for k, layer in enumerate(net) if isinstance(layer, MinMax))
+    net[index] = nn.Tanh()
+    with pytest.raises(ModelError, match=r"Tanh\(\).*no known Lipschitz bound"):
+        constants(net)
+
+
 def test_unknown_layers_are_errors_not_one() -> None:
     with pytest.raises(ModelError, match=r"Tanh\(\).*no known Lipschitz bound"):
         LipschitzNet((4,), [Linear(4, 4), nn.Tanh()], Linear(4, 2))

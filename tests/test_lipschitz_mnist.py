@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from checkers.cli import main
-from checkers.lipschitz import LipschitzNet, certified_predict, certify
+from checkers.lipschitz import CertifiedClassifier, LipschitzNet, certify
 from checkers.lipschitz.data import load_dataset
 from checkers.models import open_model
 from spec import ir
@@ -53,7 +53,7 @@ def test_train_and_certify_on_mnist(tmp_path: Path, capsys: pytest.CaptureFixtur
     x, labels = load_dataset("mnist_test")
     x, labels = x[:200], labels[:200]
     cert = certify(net, x, 0.5)
-    assert torch.equal(certified_predict(net, x, 0.5)[1], cert.certified)
+    assert torch.equal(CertifiedClassifier(net, 0.5)(x)[1], cert.certified)
     adv = _pgd(net, x, cert.prediction, 0.5, ir.Norm.L2)
     with torch.no_grad():
         assert bool((net(adv).argmax(dim=1) == cert.prediction)[cert.certified].all())

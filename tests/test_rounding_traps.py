@@ -17,7 +17,7 @@ float32 value inside, found with rationals (`fractions.Fraction`). The property 
 y0 > p there (compared exactly: both are float32 numbers). The traps put that corner within 1e-7
 (or a few ulps) of the boundary on either side, ties included.
 
-Checkers: GloRo (`certify`, l_inf), FGP, the exact verifier, the guard (a region face) and
+Checkers: GloRo (`certify` and `CertifiedClassifier`, l_inf), FGP, the exact verifier, the guard (a region face) and
 `find_counterexample`. None may certify or prove what is not truly so; a VIOLATED verdict or a
 witness must replay to a point that truly lies in the ball or region and truly violates.
 """
@@ -35,7 +35,7 @@ from torch import nn
 
 from checkers.fgp import FGP
 from checkers.guard import compile_guard
-from checkers.lipschitz import as_lipschitz, certify
+from checkers.lipschitz import CertifiedClassifier, as_lipschitz, certify
 from checkers.strategies import float32_inside
 from checkers.testing import find_counterexample
 from checkers.verdict import Status, Witness
@@ -185,12 +185,15 @@ def test_no_checker_certifies_an_n_dim_ball_whose_worst_corner_is_within_1e7_of_
     x = torch.tensor([centre], dtype=torch.float32)
     prop = ir.Property("r", "net", ir.Region((ir.RegionPart(network.domain),)), ir.Robust(ir.Local(), eps, ir.Norm.LINF,
                                                                                           (tuple(centre),)))
-    cert = certify(as_lipschitz(trap.model, (n,)), x, eps, ir.Norm.LINF)
+    lip = as_lipschitz(trap.model, (n,))
+    cert = certify(lip, x, eps, ir.Norm.LINF)
+    label, ok = CertifiedClassifier(lip, eps, ir.Norm.LINF)(x)
     fgp = FGP(trap.model, n, domain=network.domain).check(x[0].double(), eps, ir.Norm.LINF)
     verdict = verify_property(trap.model, prop, network, VERIFY)
     case = (signs, exps, relu, centre, eps, delta, ulps, trap.p, worst)
     if not truly:
         assert not bool(cert.certified[0]) or int(cert.prediction[0]) != 0, case
+        assert not bool(ok[0]) or int(label[0]) != 0, case
         assert fgp.verdict.status is not Status.HOLDS, case
         assert verdict.status is not Status.HOLDS, case
     for w in (fgp.verdict.witness, verdict.witness, find_counterexample(trap.model, prop, network, examples=20,
@@ -281,7 +284,9 @@ def test_the_trap_bites_where_real_arithmetic_says_robust() -> None:
     prop = ir.Property("r", "net", ir.Region((ir.RegionPart(network.domain),)), ir.Robust(ir.Local(), eps, ir.Norm.LINF,
                                                                                           (centre,)))
     x = torch.tensor([centre], dtype=torch.float32)
-    assert not bool(certify(as_lipschitz(trap.model, (3,)), x, eps, ir.Norm.LINF).certified[0])
+    lip = as_lipschitz(trap.model, (3,))
+    assert not bool(certify(lip, x, eps, ir.Norm.LINF).certified[0])
+    assert not bool(CertifiedClassifier(lip, eps, ir.Norm.LINF)(x)[1][0])
     assert FGP(trap.model, 3, domain=network.domain).check(x[0].double(), eps, ir.Norm.LINF).verdict.status is not Status.HOLDS
     assert verify_property(trap.model, prop, network, VERIFY).status is not Status.HOLDS
     w = find_counterexample(trap.model, prop, network)

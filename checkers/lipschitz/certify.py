@@ -26,6 +26,7 @@ only k = 1 (a single label) and sets T_k contained in one affinity set count.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -66,9 +67,13 @@ class Certificates:
         return inside.any(dim=1)
 
 
-def _validate(net: LipschitzNet, x: torch.Tensor, eps: float) -> None:
+def _check_eps(eps: float) -> None:
     if not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
         raise UsageError(f"eps={eps!r} must be a finite number >= 0")
+
+
+def _validate(net: LipschitzNet, x: torch.Tensor, eps: float) -> None:
+    _check_eps(eps)
     if x.dim() != 2 or x.shape[1] != net.n_inputs:
         raise UsageError(f"inputs of shape {list(x.shape)}: the network takes (batch, {net.n_inputs})")
 
@@ -177,57 +182,93 @@ def certify(net: LipschitzNet, x: torch.Tensor, eps: float, norm: ir.Norm = ir.N
         return certify_scores(net, x, y, eps, norm, kind)
 
 
-def certified_predict(net: LipschitzNet, x: torch.Tensor, eps: float,
-                      norm: ir.Norm = ir.Norm.L2) -> tuple[torch.Tensor, torch.Tensor]:
-    """Certified inference (GloRo's predict-or-abstain) for local robustness at one eps: the fast path.
+class CertifiedClassifier:
+    """Certified inference (GloRo's predict-or-abstain) for local robustness at one radius: the fast path.
 
-    Returns (prediction (B,) long, certified (B,) bool), with the guarantee of `certify`'s local
-    certificate (the argmax is the same label, strictly ahead, at every float32 input of the ball)
-    but no radius, top-k or affinity: nine float32 operations on (B, m) or (B,) after the forward pass.
-    With N_ji <= -(rad K_ji + s_fixed) (1 + 2^-20) in float32 (N_jj = +inf: i = j drops out), the test is
-        min_i fl(N_ji + fl(y_j - y_i) (1 - 2^-22)) > v = fl(fl(||x||_2) s_norm)  and  v < v_max,
-    where s_fixed + s_norm ||x||_2 bounds the float32 error terms s0 + s1 rad of `certify_scores`.
-    Rounding (u = 2^-24): y_j - y_i of two float32 numbers is rounded with relative error <= u, so the
-    scaled difference p never exceeds the real one when that is positive (and is <= 0 when it is
-    not); a computed sum g > v >= 0 has a real value N + p >= g / (1 + u), covered by the (n + 8) 2^-23
-    of s_norm; the norm's and the product's rounding likewise (see `_predict_terms`).
+        clf = CertifiedClassifier(net, eps=0.3)
+        label, certified = clf(x)  # (B,) long, (B,) bool
+
+    `certified` carries `certify`'s local guarantee (the label is the argmax, strictly ahead, at every
+    float32 input of the ball) and is the same decision, without radii, top-k or affinity. The
+    classifier runs its own frozen copy of `net` (eval mode, no gradients, TF32 off on CUDA), taken
+    with its constants when it is built, so a call checks no weights: later changes to `net` do not
+    reach it (build a new one). Build it on the device it will run on (the copy stays there).
+
+    After the forward pass, seven float32 operations on (B, m) or (B,) tensors decide: with
+    d_i = fl(y_j - y_i) for the top label j, R (m, m) and alpha from `_decision_terms`,
+        min_i fl(R_ji + alpha d_i) > fl(||x||_2)
+    (the diagonal R_jj = W_max, at d_j = 0, bounds the norm: the ball stays where the float32 error
+    bound holds). The proof that this implies certify's condition is in `_decision_terms`.
     """
-    _validate(net, x, eps)
-    c: Constants = constants(net)
-    rad = eps * (1.0 if norm is ir.Norm.L2 else sqrt_dim(c.n_inputs)) * (1 + _REL)
-    with inference(net, x.device):
-        y = net(x)
-        neg_table, s_norm, v_max = _predict_terms(c, rad, y.device)
-        best, prediction = y.max(dim=1)
-        gap = torch.add(neg_table.index_select(0, prediction), best[:, None] - y, alpha=1 - 2.0**-22)
-        v = x.norm(dim=1).mul_(s_norm)
-        return prediction, gap.amin(dim=1).clamp_(max=v_max) > v  # and v < v_max
+
+    def __init__(self, net: LipschitzNet, eps: float, norm: ir.Norm = ir.Norm.L2) -> None:
+        if not isinstance(net, LipschitzNet):
+            raise UsageError(f"certified inference needs a LipschitzNet, got {type(net).__name__}")
+        _check_eps(eps)
+        self.eps, self.norm = float(eps), norm
+        self._net = copy.deepcopy(net).eval().requires_grad_(False)
+        c = constants(self._net)
+        rad = eps * (1.0 if norm is ir.Norm.L2 else sqrt_dim(c.n_inputs)) * (1 + _REL)
+        self.device = self._net.head.effective_weight().device
+        rows, self._alpha = _decision_terms(c, rad)
+        self._rows = rows.to(self.device)
+        self._cuda = self.device.type == "cuda"
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(label (B,) long, certified (B,) bool) for inputs x (B, n) float32 on the classifier's device."""
+        if x.dim() != 2 or x.shape[1] != self._net.n_inputs or x.dtype != torch.float32 or x.device != self.device:
+            raise UsageError(f"inputs of shape {list(x.shape)}, {x.dtype} on {x.device}: the classifier takes "
+                             f"(batch, {self._net.n_inputs}) float32 on {self.device}")
+        with torch.no_grad():
+            if self._cuda:
+                flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+                torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+            try:
+                y = self._net(x)
+                best, label = y.max(dim=1)
+                gap = torch.add(self._rows.index_select(0, label), best[:, None] - y, alpha=self._alpha)
+                return label, gap.amin(dim=1) > torch.linalg.vector_norm(x, dim=1)
+            finally:
+                if self._cuda:
+                    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
 
 
-def _predict_terms(c: Constants, rad: float, device: torch.device) -> tuple[torch.Tensor, float, float]:
-    """(N, s_norm, v_max) of `certified_predict` for one radius, N float32 on the device (cached on the constants).
+def _decision_terms(c: Constants, rad: float) -> tuple[torch.Tensor, float]:
+    """(R (m, m) float32, alpha) of `CertifiedClassifier` for an l2 radius `rad`.
 
-    The float32 norm of n entries is within (n/2 + 1) 2^-24 of the real one, less what squares below
-    float32's smallest subnormal lose (entries under 4e-23: at most sqrt(n) 4e-23 in all, added to
-    s_fixed); the product with s_norm (itself rounded to float32) and the division by 1 + u of the
-    sum's rounding add 3 u: s_norm carries (n + 8) 2^-23. N is rounded to float32 with 2^-20 to spare,
-    and s_fixed >= 2^-100 keeps every certified p a normal float32 (relative error bounds hold).
-    v < v_max keeps the ball inside ||x'||_2 <= max_norm (no float32 overflow; -1 when no ball fits).
+    certify_scores certifies j against i when, in real arithmetic, d_i = y_j - y_i exceeds
+        A_ji + S ||x||_2,  A_ji = rad K_ji + sqrt2 (2 err0 + err1 rad),  S = 2 sqrt2 err1
+    (times its float64 slack), with the ball inside ||x'||_2 <= max_norm. Here, with u = 2^-24,
+    S' = S (1 + (n + 8) 2^-23) (at least 2^-100), U = sqrt(n) 2^-72 (what squares below float32's
+    subnormals can take from the float32 norm w) and A'_ji = A_ji + S' U, every entry rounded down:
+        R_ji <= -A'_ji / S' and <= -2^-100 (i != j),   alpha <= (1 - 2^-22) / S'.
+    Proof, for a computed g_i = fl(R_ji + fl(alpha d_i)) (or fused) > w >= 0, i != j: the sum is
+    rounded with relative error <= u, so R_ji + q_i >= g_i / (1 + u) > w / (1 + u) >= 0, hence
+    q_i > 2^-100 (normal: relative rounding) and d_i > 0; q_i <= alpha d_i (1 + u)^2 <= d_i / S',
+    so d_i > A'_ji + S' w / (1 + u) >= A_ji + S ||x||_2, as w >= (||x||_2 - U)(1 - (n/2 + 1) u).
+    On the diagonal d_j = 0 exactly and g_j = R_jj = W_max: certified inputs have w < W_max, which
+    keeps ||x||_2 + rad below max_norm (and A + S' W_max below 2^127, so that a difference or
+    product that overflows to inf is one that truly exceeds the threshold). A tie (d_i = 0) gives
+    g_i = R_ji < 0, and NaN or inf scores or inputs compare False: not certified.
     """
-    cache = c.__dict__.setdefault("_predict", {})
-    key = (rad, device)
-    if key not in cache:
-        s_norm = _SQRT2 * 2 * c.err1 * (1 + (c.n_inputs + 8) * 2.0**-23) * (1 + _REL) ** 2
-        underflow = math.sqrt(c.n_inputs) * 4e-23
-        s_fixed = max(2.0**-100, (_SQRT2 * (2 * c.err0 + c.err1 * rad) + s_norm * underflow) * (1 + _REL) ** 2)
-        kt = _scaled_table(c, torch.device("cpu")) * rad * (1 + _REL)
-        neg = (-((kt + s_fixed) * (1 + 2.0**-20))).fill_diagonal_(math.inf).to(torch.float32)
-        room = (c.max_norm - rad - underflow) * (1 - 1e-9)
-        v_max = s_norm * room * (1 - (c.n_inputs + 16) * 2.0**-23) if room > 0 else -1.0
-        if len(cache) > 16:
-            cache.clear()
-        cache[key] = (neg.to(device), s_norm, v_max)
-    return cache[key]  # type: ignore[no-any-return]
+    n = c.n_inputs
+    s = max(_SQRT2 * 2 * c.err1 * (1 + (n + 8) * 2.0**-23) * (1 + _REL) ** 2, 2.0**-100)
+    under = math.sqrt(n) * 2.0**-72
+    fixed = (_SQRT2 * (2 * c.err0 + c.err1 * rad) + s * under) * (1 + _REL) ** 2
+    a = (_scaled_table(c, torch.device("cpu")) * rad * (1 + _REL) + fixed).fill_diagonal_(0.0)
+    worst = float(a.max()) * (1 + _REL)
+    room = ((c.max_norm - rad) * (1 - 1e-9) / (1 + _REL) - under) * (1 - (n + 16) * 2.0**-23)
+    w_max = min(room, (2.0**127 - worst) / s * (1 - 1e-9), (2.0**127 - worst / s) * (1 - 1e-9))
+    rows = torch.minimum(_down32(-(a / s) * (1 + _REL)), torch.tensor(-(2.0**-100)))
+    rows.fill_diagonal_(float(_down32(torch.tensor(w_max if w_max > 0 else -1.0, dtype=torch.float64))))
+    alpha = float(_down32(torch.tensor((1 - 2.0**-22) / s * (1 - _REL), dtype=torch.float64)))
+    return rows, alpha
+
+
+def _down32(t: torch.Tensor) -> torch.Tensor:
+    """A float64 tensor rounded to float32 toward -inf."""
+    f = t.to(torch.float32)
+    return torch.where(f.to(torch.float64) > t, torch.nextafter(f, torch.tensor(-math.inf)), f)
 
 
 def certify_scores(net: LipschitzNet, x: torch.Tensor, y: torch.Tensor, eps: float, norm: ir.Norm = ir.Norm.L2,

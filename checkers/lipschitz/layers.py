@@ -6,10 +6,10 @@ Every layer here implements the `LipschitzLayer` interface:
   layer runs (with the weights it actually uses: CHORD's and the normalised layer's
   derived weights, LiResNet's folded kernel). Spectral norms come from
   `checkers.lipschitz.spectral` (Gram iteration with every rounding accounted for), never
-  from a raw power iteration. The value is cached under a key of the parameters' identity,
-  storage pointer, version counter (bumped by every in-place change: optimiser steps,
-  `load_state_dict`, `copy_`) and float64 sum, so a changed weight is never served a
-  stale constant.
+  from a raw power iteration. The value is cached with the layer's `WeightState` (the
+  tensors' identity, storage and version counter, the layer's configuration, and an exact
+  copy of the values), so a changed weight is never served a stale constant, whatever
+  changed it (in place, `.data`, `load_state_dict`, a new tensor).
 - `lipschitz_estimate()`: a differentiable power-iteration estimate (warm-started from a
   stored vector, one step per call) for training; it converges from below.
 - `rounding()`: how float32 execution rounds the layer (None: computed exactly, as
@@ -49,55 +49,92 @@ class Rounding:
     bias_norm: float
 
 
-def param_key(module: nn.Module, fingerprint: bool = True) -> tuple[Any, ...]:
-    """Identity, storage, version (and a float64 sum) of every parameter: changes with any weight."""
-    key: list[Any] = []
+def _state_tensors(module: nn.Module) -> list[torch.Tensor]:
+    """Every parameter and buffer the module's function depends on (all but the `_pi` training vectors)."""
+    out: list[torch.Tensor] = []
     stack: list[nn.Module | None] = [module]
-    while stack:  # every module's own parameters (a direct walk: module.parameters() costs twice as much)
+    while stack:  # a direct walk: module.parameters() costs twice as much
         current = stack.pop()
         if current is None:
             continue
-        for p in current._parameters.values():
-            if p is None:
-                continue
-            item: tuple[Any, ...] = (id(p), p.data_ptr(), p._version, p.shape, p.dtype, p.device)
-            if fingerprint:
-                item += (float(p.detach().to(torch.float64).sum()),)
-            key.append(item)
+        out.extend(p for p in current._parameters.values() if p is not None)
+        out.extend(b for name, b in current._buffers.items() if b is not None and name != "_pi")
         stack.extend(current._modules.values())
-    return tuple(key)
+    return out
 
 
-class _Cached:
-    """One cached value and the key it was computed under."""
+def _layout_key(module: nn.Module, tensors: list[torch.Tensor]) -> tuple[Any, ...]:
+    """The layer's configuration and where and how its tensors lie (not their values)."""
+    describe = getattr(module, "describe", None)
+    return (describe() if describe is not None else None, getattr(module, "in_shape", None),
+            *((t.data_ptr(), t.shape, t.stride(), t.dtype, t.device) for t in tensors))
 
-    def __init__(self) -> None:
-        self.key: tuple[Any, ...] | None = None
-        self.value: Any = None
 
-    def get(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
-        if self.key != key:
-            self.value = compute()
-            self.key = key
-        return self.value
+def _host_view(t: torch.Tensor) -> Any:
+    """A numpy view of a CPU tensor's values (None on other devices or for dtypes numpy lacks)."""
+    if t.device.type != "cpu":
+        return None
+    try:
+        return t.detach().numpy()
+    except TypeError:  # bfloat16 and the like
+        return None
+
+
+class WeightState:
+    """What a module computes with, as last seen, and the values cached for that state.
+
+    `matches(module)` is False after any change, however it was made: an in-place op or optimiser
+    step, a new tensor or `load_state_dict`, a changed configuration (the layer's `describe()` and
+    traced input shape), and writes that no version counter sees (through `.data` or a numpy view):
+    the values themselves are compared with an exact copy (bytewise on the CPU; on a GPU with
+    torch.equal, which synchronises, except while a CUDA graph is captured, which replays what it
+    captured anyway).
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        tensors = _state_tensors(module)
+        self.key = _layout_key(module, tensors)
+        self.views = [_host_view(t) for t in tensors]  # valid while the layout key holds
+        self.values = [t.detach().clone() if v is None else v.tobytes() for t, v in zip(tensors, self.views, strict=True)]
+        self.cached: dict[str, Any] = {}
+
+    def matches(self, module: nn.Module) -> bool:
+        tensors = _state_tensors(module)
+        if self.key != _layout_key(module, tensors):
+            return False
+        for t, view, value in zip(tensors, self.views, self.values, strict=True):
+            if view is not None:
+                if view.tobytes() != value:
+                    return False
+            elif not (t.is_cuda and torch.cuda.is_current_stream_capturing()) and not torch.equal(t.detach(), value):
+                return False
+        return True
 
 
 class LipschitzLayer(nn.Module, metaclass=ABCMeta):
     """The interface (a mixin placed before the torch base class); `describe` is abstract."""
 
-    def _cache(self, name: str) -> _Cached:
-        cache = self.__dict__.setdefault("_lip_caches", {})
-        if name not in cache:
-            cache[name] = _Cached()
-        return cache[name]  # type: ignore[no-any-return]
+    def weight_state(self) -> WeightState:
+        """The layer's current `WeightState` (a new one, with nothing cached, after any change)."""
+        state: WeightState | None = self.__dict__.get("_lip_state")
+        if state is None or not state.matches(self):
+            state = WeightState(self)
+            self.__dict__["_lip_state"] = state
+        return state
+
+    def _cached(self, name: str, compute: Callable[[], Any]) -> Any:
+        cached = self.weight_state().cached
+        if name not in cached:
+            cached[name] = compute()
+        return cached[name]
 
     def lipschitz_bound(self) -> float:
         """A sound float64 upper bound on the l2 Lipschitz constant (cached, invalidated by any weight change)."""
-        return float(self._cache("bound").get(param_key(self), self._compute_bound))
+        return float(self._cached("bound", self._compute_bound))
 
     def rounding(self) -> Rounding | None:
         """The float32 rounding model of the layer (cached), or None when it computes exactly."""
-        return self._cache("rounding").get(param_key(self), self._compute_rounding)  # type: ignore[no-any-return]
+        return self._cached("rounding", self._compute_rounding)  # type: ignore[no-any-return]
 
     def lipschitz_estimate(self) -> torch.Tensor:
         """A differentiable estimate of the Lipschitz constant for training (from below; not a bound).
@@ -224,7 +261,7 @@ class _Derived(_Dense):
         if self.training and torch.is_grad_enabled():
             return self._derive()
         with torch.no_grad():
-            return self._cache("weight").get(param_key(self, fingerprint=False), self._derive)  # type: ignore[no-any-return]
+            return self._cached("weight", self._derive)  # type: ignore[no-any-return]
 
     @abstractmethod
     def _derive(self) -> torch.Tensor:

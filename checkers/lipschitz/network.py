@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from checkers.lipschitz.layers import (
-    AvgPool2d, Conv2d, Flatten, Linear, LipschitzLayer, ReLU, _Cached, _Dense, param_key,
+    AvgPool2d, Conv2d, Flatten, Linear, LipschitzLayer, ReLU, _Dense,
 )
 from checkers.lipschitz.spectral import U32, gamma, mul_up, sqrt_up, up
 from checkers.onnx_import import Reshape
@@ -51,16 +52,11 @@ class LipschitzNet(nn.Sequential):
 
     def __init__(self, input_shape: Sequence[int], body: Sequence[nn.Module], head: nn.Module) -> None:
         shape = tuple(int(d) for d in input_shape)
-        for k, layer in enumerate(body):
-            if not isinstance(layer, LipschitzLayer):
-                raise ModelError(f"body layer {k} ({layer!r}) has no known Lipschitz bound: use the layers of "
-                                 "checkers.lipschitz.layers")
-        if not isinstance(head, _Dense):
-            raise ModelError(f"the head ({head!r}) must be a Linear, ChordLinear or NormalizedLinear layer")
         lead: list[nn.Module] = [Reshape(shape)] if len(shape) > 1 else []
         super().__init__(*lead, *body, head)
         self.input_shape = shape
         self._lead = len(lead)
+        _ = self.body, self.head  # ModelError for a layer with no known bound
         with torch.no_grad():  # trace: convolutions learn their input size; shapes are checked
             try:
                 y = self(torch.zeros(1, self.n_inputs))
@@ -81,11 +77,20 @@ class LipschitzNet(nn.Sequential):
 
     @property
     def body(self) -> list[LipschitzLayer]:
-        return [layer for layer in list(self)[self._lead:-1] if isinstance(layer, LipschitzLayer)]
+        """The layers between the input reshape and the head (ModelError if one was replaced by an unknown one)."""
+        layers = list(self)[self._lead:-1]
+        for k, layer in enumerate(layers):
+            if not isinstance(layer, LipschitzLayer):
+                raise ModelError(f"body layer {k} ({layer!r}) has no known Lipschitz bound: use the layers of "
+                                 "checkers.lipschitz.layers")
+        return layers  # type: ignore[return-value]
 
     @property
     def head(self) -> _Dense:
-        return self[-1]  # type: ignore[return-value]
+        head = self[-1]
+        if not isinstance(head, _Dense):
+            raise ModelError(f"the head ({head!r}) must be a Linear, ChordLinear or NormalizedLinear layer")
+        return head
 
     def body_bound(self) -> float:
         """A sound upper bound on the body's l2 Lipschitz constant (product of cached layer bounds)."""
@@ -168,18 +173,17 @@ def float_error(net: LipschitzNet) -> tuple[float, float, float]:
 
 
 def constants(net: LipschitzNet) -> Constants:
-    """The certification constants of `net`, recomputed whenever any parameter changes."""
-    cache = net.__dict__.setdefault("_constants_cache", _Cached())
-
-    def compute() -> Constants:
+    """The certification constants of `net`, recomputed whenever any layer changes (see `WeightState`)."""
+    layers = [*net.body, net.head]
+    key = (net.input_shape, *((layer, layer.weight_state()) for layer in layers))  # compared by identity
+    cached: tuple[tuple[Any, ...], Constants] | None = net.__dict__.get("_constants_cache")
+    if cached is None or cached[0] != key:
         with torch.no_grad():
             table = pair_table(net.head.effective_weight())
         e0, e1, max_norm = float_error(net)
-        return Constants(net.body_bound(), table, e0, e1, net.n_inputs, max_norm)
-
-    # identity, storage pointer and version counter of every parameter: any in-place change, load_state_dict
-    # or new tensor changes the key (the layers' own caches add a float64 sum of the weights)
-    return cache.get(param_key(net, fingerprint=False), compute)  # type: ignore[no-any-return]
+        cached = (key, Constants(net.body_bound(), table, e0, e1, net.n_inputs, max_norm))
+        net.__dict__["_constants_cache"] = cached
+    return cached[1]
 
 
 def _convert(k: int, layer: nn.Module) -> nn.Module:
