@@ -243,6 +243,7 @@ def test_certified_classifier_runs_a_frozen_copy() -> None:
     label, ok = clf(x)
     cert = certify(before, x, 0.05)
     assert torch.equal(label, cert.prediction) and torch.equal(ok, cert.certified) and bool(ok.any())
+    assert torch.equal(clf.predict(x), label)
     assert not torch.equal(certify(net, x, 0.05).prediction, label)
 
 

@@ -26,13 +26,16 @@ only k = 1 (a single label) and sets T_k contained in one affinity set count.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 
 import torch
 
+from checkers.lipschitz.layers import LipschitzLayer
 from checkers.lipschitz.network import Constants, LipschitzNet, constants, sqrt_dim
 from spec import ir
 from spec.errors import UsageError
@@ -208,6 +211,9 @@ class CertifiedClassifier:
         self.eps, self.norm = float(eps), norm
         self._net = copy.deepcopy(net).eval().requires_grad_(False)
         c = constants(self._net)
+        for layer in self._net.modules():
+            if isinstance(layer, LipschitzLayer):
+                layer.freeze()  # nobody else holds these weights: no per-call check
         rad = eps * (1.0 if norm is ir.Norm.L2 else sqrt_dim(c.n_inputs)) * (1 + _REL)
         self.device = self._net.head.effective_weight().device
         rows, self._alpha = _decision_terms(c, rad)
@@ -216,21 +222,34 @@ class CertifiedClassifier:
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(label (B,) long, certified (B,) bool) for inputs x (B, n) float32 on the classifier's device."""
+        with self._running(x):
+            y = self._net(x)
+            best, label = y.max(dim=1)
+            gap = torch.add(self._rows.index_select(0, label), best[:, None] - y, alpha=self._alpha)
+            return label, gap.amin(dim=1) > torch.linalg.vector_norm(x, dim=1)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Plain inference on the same frozen copy: the labels alone (B,) long, nothing certified."""
+        with self._running(x):
+            label: torch.Tensor = self._net(x).argmax(dim=1)
+            return label
+
+    @contextlib.contextmanager
+    def _running(self, x: torch.Tensor) -> Iterator[None]:
+        """Check the inputs; no gradients, and TF32 off on CUDA (restored after)."""
         if x.dim() != 2 or x.shape[1] != self._net.n_inputs or x.dtype != torch.float32 or x.device != self.device:
             raise UsageError(f"inputs of shape {list(x.shape)}, {x.dtype} on {x.device}: the classifier takes "
                              f"(batch, {self._net.n_inputs}) float32 on {self.device}")
         with torch.no_grad():
-            if self._cuda:
-                flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-                torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+            if not self._cuda:
+                yield
+                return
+            flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
             try:
-                y = self._net(x)
-                best, label = y.max(dim=1)
-                gap = torch.add(self._rows.index_select(0, label), best[:, None] - y, alpha=self._alpha)
-                return label, gap.amin(dim=1) > torch.linalg.vector_norm(x, dim=1)
+                yield
             finally:
-                if self._cuda:
-                    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+                torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
 
 
 def _decision_terms(c: Constants, rad: float) -> tuple[torch.Tensor, float]:

@@ -115,12 +115,19 @@ class LipschitzLayer(nn.Module, metaclass=ABCMeta):
     """The interface (a mixin placed before the torch base class); `describe` is abstract."""
 
     def weight_state(self) -> WeightState:
-        """The layer's current `WeightState` (a new one, with nothing cached, after any change)."""
+        """The layer's current `WeightState` (a new one, with nothing cached, after any change).
+
+        A frozen layer (`freeze`: the private copy inside a `CertifiedClassifier`) skips the check."""
         state: WeightState | None = self.__dict__.get("_lip_state")
-        if state is None or not state.matches(self):
+        if state is None or not (self.__dict__.get("_lip_frozen") or state.matches(self)):
             state = WeightState(self)
             self.__dict__["_lip_state"] = state
         return state
+
+    def freeze(self) -> None:
+        """Promise that the weights never change again: later uses skip the check (for private copies only)."""
+        self.weight_state()
+        self.__dict__["_lip_frozen"] = True
 
     def _cached(self, name: str, compute: Callable[[], Any]) -> Any:
         cached = self.weight_state().cached
