@@ -96,8 +96,7 @@ def _print(s: dict[str, Any], show_radii: bool) -> None:
 
 def fgp_command(args: argparse.Namespace) -> int:
     from checkers.cli import _load_models, _model_args, _threads
-    from checkers.models import no_model
-    from checkers.lipschitz.commands import _points
+    from checkers.lipschitz.commands import _robust_jobs
 
     if args.plot:
         raise UsageError("--plot is for --method gloro (VRA against eps from Lipschitz certificates)")
@@ -113,18 +112,12 @@ def fgp_command(args: argparse.Namespace) -> int:
         modules = _load_models(_model_args(args.model, loaded, args.spec), loaded)
         options = FGPOptions(timeout=args.timeout, lower_bound=args.lower_bound)
         results = []
-        for prop in props:
-            if prop.target not in modules:
-                raise no_model(prop)
-            req = prop.requirement
-            assert isinstance(req, ir.Robust)
-            network = loaded.network(prop.target)
+        for prop, req, network, model, x, labels in _robust_jobs(loaded, props, modules):
             try:
-                fgp = FGP(modules[prop.target], network.n_inputs, domain=network.domain, decide=network.decide,
+                fgp = FGP(model, network.n_inputs, domain=network.domain, decide=network.decide,
                           options=options, device=args.device)
             except ModelError as err:
                 raise ModelError(f"network {prop.target}: {err.message}") from None
-            x, labels = _points(loaded, prop, network)
             with _bar(prop.name, len(x), not args.json and sys.stderr.isatty()) as progress:
                 batch = fgp.certify(x, req.eps, req.norm, progress)
             summary = _summary(prop, batch, labels)

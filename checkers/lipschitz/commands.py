@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -61,6 +62,23 @@ def _points(loaded: ir.Spec, prop: ir.Property, network: ir.Network) -> tuple[to
         scale = torch.tensor(network.input_norm.range, dtype=torch.float32)
         x = (x - mean) / scale
     return x, labels
+
+
+def _robust_jobs(loaded: ir.Spec, props: list[ir.Property], models: dict[str, Any]
+                 ) -> Iterator[tuple[ir.Property, ir.Robust, ir.Network, Any, torch.Tensor, torch.Tensor | None]]:
+    """Per robustness property: (property, requirement, network, its model, centres, labels or None).
+
+    The one loop head of `certspec certify` (gloro and fgp); ModelError when the network has no model."""
+    from checkers.models import no_model
+
+    for prop in props:
+        if prop.target not in models:
+            raise no_model(prop)
+        req = prop.requirement
+        assert isinstance(req, ir.Robust)
+        network = loaded.network(prop.target)
+        x, labels = _points(loaded, prop, network)
+        yield prop, req, network, models[prop.target], x, labels
 
 
 def _kind_name(kind: ir.RobustKind) -> str:
@@ -142,7 +160,6 @@ def _plot(path: str, curves: list[tuple[str, list[float], list[float]]]) -> None
 
 def certify_command(args: argparse.Namespace) -> int:
     from checkers.cli import _model_args, _threads
-    from checkers.models import no_model
     from checkers.lipschitz.certify import certify
 
     if args.method == "fgp":  # fast geometric projections (checkers.fgp), local robustness of ReLU networks
@@ -154,21 +171,15 @@ def certify_command(args: argparse.Namespace) -> int:
         props = _robust_properties(loaded, args.property, args.spec)
         nets = _load(_model_args(args.model, loaded, args.spec), loaded)
         results, curves = [], []
-        for prop in props:
-            if prop.target not in nets:
-                raise no_model(prop)
-            req = prop.requirement
-            assert isinstance(req, ir.Robust)
-            network = loaded.network(prop.target)
-            x, labels = _points(loaded, prop, network)
-            cert = certify(nets[prop.target], x, req.eps, req.norm, req.kind)
+        for prop, req, _, net, x, labels in _robust_jobs(loaded, props, nets):
+            cert = certify(net, x, req.eps, req.norm, req.kind)
             summary = _summary(prop, cert, labels)
             results.append(summary)
             if not args.json:
                 _print_summary(summary, args.radii)
             if args.plot and labels is not None:
                 grid = [req.eps * 2 * i / 40 for i in range(41)] if req.eps > 0 else [0.0]
-                vra = [float(certify(nets[prop.target], x, e, req.norm, req.kind).contains(labels).float().mean())
+                vra = [float(certify(net, x, e, req.norm, req.kind).contains(labels).float().mean())
                        for e in grid]
                 curves.append((f"{prop.name} ({_kind_name(req.kind)}, {req.norm.value})", grid, vra))
         if args.plot:
