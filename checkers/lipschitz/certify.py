@@ -197,9 +197,9 @@ class CertifiedClassifier:
     with its constants when it is built, so a call checks no weights: later changes to `net` do not
     reach it (build a new one). Build it on the device it will run on (the copy stays there).
 
-    After the forward pass, seven float32 operations on (B, m) or (B,) tensors decide: with
-    d_i = fl(y_j - y_i) for the top label j, R (m, m) and alpha from `_decision_terms`,
-        min_i fl(R_ji + alpha d_i) > fl(||x||_2)
+    After the forward pass, seven float32 operations on (B, m) or (B,) tensors decide: for the top
+    label j, with R (m, m) and alpha from `_decision_terms`,
+        min_i fl(R_ji + alpha fl(y_j - y_i)) > fl(||x||_2)
     (the diagonal R_jj = W_max, at d_j = 0, bounds the norm: the ball stays where the float32 error
     bound holds). The proof that this implies certify's condition is in `_decision_terms`.
     """

@@ -6,10 +6,10 @@ Every layer here implements the `LipschitzLayer` interface:
   layer runs (with the weights it actually uses: CHORD's and the normalised layer's
   derived weights, LiResNet's folded kernel). Spectral norms come from
   `checkers.lipschitz.spectral` (Gram iteration with every rounding accounted for), never
-  from a raw power iteration. The value is cached with the layer's `WeightState` (the
-  tensors' identity, storage and version counter, the layer's configuration, and an exact
-  copy of the values), so a changed weight is never served a stale constant, whatever
-  changed it (in place, `.data`, `load_state_dict`, a new tensor).
+  from a raw power iteration. The value is cached with the layer's `WeightState` (where
+  its tensors lie, its configuration, and an exact copy of the values), so a changed weight
+  is never served a stale constant, whatever changed it (in place, `.data`, a numpy view,
+  `load_state_dict`, a new tensor).
 - `lipschitz_estimate()`: a differentiable power-iteration estimate (warm-started from a
   stored vector, one step per call) for training; it converges from below.
 - `rounding()`: how float32 execution rounds the layer (None: computed exactly, as
