@@ -46,12 +46,17 @@ def _pgd(net: LipschitzNet, x: torch.Tensor, labels: torch.Tensor, eps: float, n
     return (x + delta).detach()
 
 
+def _net_and_inputs(seed: int) -> tuple[LipschitzNet, torch.Tensor]:
+    """A small ReLU (odd seeds) or MinMax network and 64 inputs in [0, 1)^6."""
+    net = small_net(seed, act="relu" if seed % 2 else "minmax")
+    return net, torch.rand(64, 6, generator=torch.Generator().manual_seed(seed))
+
+
 @pytest.mark.parametrize("norm", [ir.Norm.L2, ir.Norm.LINF])
 @settings(max_examples=12)
 @given(seed=st.integers(0, 2**16))
 def test_pgd_never_beats_a_local_certificate(norm: ir.Norm, seed: int) -> None:
-    net = small_net(seed, act="relu" if seed % 2 else "minmax")
-    x = torch.rand(64, 6, generator=torch.Generator().manual_seed(seed))
+    net, x = _net_and_inputs(seed)
     eps = 0.05 if norm is ir.Norm.L2 else 0.02
     cert = certify(net, x, eps, norm)
     adv = _pgd(net, x, cert.prediction, eps, norm)
@@ -205,8 +210,7 @@ def test_eps_schedule_ramps_and_validates() -> None:
 @given(seed=st.integers(0, 2**16))
 def test_certified_inference_gives_the_local_certificate(norm: ir.Norm, seed: int) -> None:
     """The fast path (predict or abstain) decides exactly as the full certificate, and PGD never beats it."""
-    net = small_net(seed, act="relu" if seed % 2 else "minmax")
-    x = torch.rand(64, 6, generator=torch.Generator().manual_seed(seed))
+    net, x = _net_and_inputs(seed)
     radius = certify(net, x, 0.0, norm).radius
     for eps in (0.01, 0.05, *(float(r) * f for r in radius[:4] for f in (0.999, 1.001) if float(r) > 0)):
         cert = certify(net, x, eps, norm)
