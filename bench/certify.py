@@ -22,7 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -69,6 +69,19 @@ def time_ratio(net: LipschitzNet, repeats: int, device: str) -> None:
     runs = {"plain": plain, "certified": certified, "certify": full}
     for f in runs.values():  # warm-up (the constants are computed once and cached)
         f()
+    times = _interleaved(runs, repeats, sync)
+    p, c, full_time = (statistics.median(times[name]) for name in runs)
+    paired = {name: _paired_ratio(times, name) for name in ("certified", "certify")}
+    print(f"batch 1024 on {device}: plain {1e3 * p:.3f} ms, certified inference {1e3 * c:.3f} ms, "
+          f"ratio {paired['certified']:.3f} (goal <= 1.10); full certify (radii, top-k) {1e3 * full_time:.3f} ms, "
+          f"ratio {paired['certify']:.3f} (medians of {repeats} paired repeats)")
+    if device == "cuda":
+        graph_ratio(plain, certified, repeats)
+
+
+def _interleaved(runs: Mapping[str, Callable[[], object]], repeats: int, sync: Callable[[], None]
+                 ) -> dict[str, list[float]]:
+    """Seconds of each run, `repeats` times, the runs back to back in each repeat (synchronised around each)."""
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, f in runs.items():
@@ -77,15 +90,12 @@ def time_ratio(net: LipschitzNet, repeats: int, device: str) -> None:
             f()
             sync()
             times[name].append(time.perf_counter() - t)
-    p, c, full_time = (statistics.median(times[name]) for name in runs)
-    # each repeat runs the three back to back: the median of the paired ratios is robust to a noisy machine
-    paired = {name: statistics.median(t / q for t, q in zip(times[name], times["plain"], strict=True))
-              for name in ("certified", "certify")}
-    print(f"batch 1024 on {device}: plain {1e3 * p:.3f} ms, certified inference {1e3 * c:.3f} ms, "
-          f"ratio {paired['certified']:.3f} (goal <= 1.10); full certify (radii, top-k) {1e3 * full_time:.3f} ms, "
-          f"ratio {paired['certify']:.3f} (medians of {repeats} paired repeats)")
-    if device == "cuda":
-        graph_ratio(plain, certified, repeats)
+    return times
+
+
+def _paired_ratio(times: dict[str, list[float]], name: str) -> float:
+    """Median over repeats of time(name) / time(plain): robust to a noisy machine, as the pairs ran back to back."""
+    return statistics.median(t / q for t, q in zip(times[name], times["plain"], strict=True))
 
 
 def graph_ratio(plain: Callable[[], None], certified: Callable[[], None], repeats: int) -> None:
@@ -101,15 +111,8 @@ def graph_ratio(plain: Callable[[], None], certified: Callable[[], None], repeat
     for name, f in (("plain", plain), ("certified", certified)):
         with torch.cuda.graph(graphs[name]):
             f()
-    times: dict[str, list[float]] = {name: [] for name in graphs}
-    for _ in range(repeats):
-        for name, g in graphs.items():
-            torch.cuda.synchronize()
-            t = time.perf_counter()
-            g.replay()
-            torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - t)
-    ratio = statistics.median(t / q for t, q in zip(times["certified"], times["plain"], strict=True))
+    times = _interleaved({name: g.replay for name, g in graphs.items()}, repeats, torch.cuda.synchronize)
+    ratio = _paired_ratio(times, "certified")
     print(f"  as CUDA graphs: plain {1e6 * statistics.median(times['plain']):.1f} us, certified inference "
           f"{1e6 * statistics.median(times['certified']):.1f} us, ratio {ratio:.3f}")
 
