@@ -13,7 +13,12 @@
 A user's mistake (a malformed file, an unknown name, a bad argument, a model file that
 cannot be read or does not fit its network) prints `file:line:col: message` with the
 source line and a caret (or `certspec: error: message`), and exits with status 2; it
-never prints a traceback.
+never prints a traceback. File names and values from the user are shown with control
+characters escaped (`spec.errors.printable`). Every file is read through
+`checkers.userfiles` (regular files only, within stated size limits) and every output path
+(-o, --plot, --save) is checked before the work. Ctrl-C exits 130 with one line, from the
+first import on (the subcommands' imports of torch included); a closed stdout pipe
+(`certspec show --json F | head`) exits 141 (or 0) without a word.
 
 Exit status of `verify`: 0 when every verdict is HOLDS, 1 when any is VIOLATED, 3
 otherwise (some UNKNOWN or TIMEOUT and none VIOLATED), 2 for a user error. `vnnlib`
@@ -23,20 +28,27 @@ exits 0 whenever it prints an answer (the answer is its first line), 2 for an er
 from __future__ import annotations
 
 import argparse
-import json
 import math
+import os
 import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import spec
-from spec.errors import ModelError, SpecError, UsageError, did_you_mean
-from spec.ir import Network, Property, Spec, spec_str
-from spec.irjson import spec_data
+INTERRUPTED = "certspec: interrupted"
+try:  # Ctrl-C while the command starts gives the one line a later Ctrl-C gives (torch comes later, in main)
+    import spec
+    from checkers.finite import dumps
+    from checkers.userfiles import SPEC, check_file, check_output, load_spec, read_file, write_output
+    from spec.errors import ModelError, SpecError, UsageError, did_you_mean, printable
+    from spec.ir import Network, Property, Spec, spec_str
+    from spec.irjson import spec_data
+except KeyboardInterrupt:
+    print(INTERRUPTED, file=sys.stderr)
+    raise SystemExit(130) from None
 
 if TYPE_CHECKING:
     from checkers.verdict import Verdict
@@ -54,9 +66,9 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _show(args: argparse.Namespace) -> int:
-    loaded = spec.load_file(args.file)
+    loaded = load_spec(args.file)
     if args.json:
-        print(json.dumps(spec_data(loaded), indent=1))
+        print(dumps(spec_data(loaded)))
     else:
         print(spec_str(loaded), end="")
     return 0
@@ -64,10 +76,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _fmt(args: argparse.Namespace) -> int:
     path = Path(args.file)
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise UsageError(f"{path}: cannot read the file: {err.strerror}") from None
+    data = read_file(path, SPEC)
     module = spec.parse(spec.decode(data, str(path)).text, str(path))
     spec.lower(module)  # a file that does not check is not formatted
     print(spec.pretty(module), end="")
@@ -76,8 +85,8 @@ def _fmt(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     for name in args.files:
-        loaded = spec.load_file(name)
-        print(f"{name}: ok ({len(loaded.networks)} networks, {len(loaded.ensembles)} ensembles, "
+        loaded = load_spec(name)
+        print(f"{printable(name)}: ok ({len(loaded.networks)} networks, {len(loaded.ensembles)} ensembles, "
               f"{len(loaded.properties)} properties)")
     return 0
 
@@ -97,11 +106,13 @@ def _find_property(loaded: Spec, name: str | None, file: str) -> Property:
 def _export(args: argparse.Namespace) -> int:
     from spec.vnnlib import dump_vnnlib
 
-    loaded = spec.load_file(args.file)
+    loaded = load_spec(args.file)
+    if args.output:
+        check_output(args.output, "-o")
     prop = _find_property(loaded, args.property, args.file)
     text = dump_vnnlib(prop, loaded.network(prop.target))
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        write_output(args.output, "-o", lambda p: p.write_text(text, encoding="utf-8"))
     else:
         print(text, end="")
     return 0
@@ -278,7 +289,7 @@ def _verify_all(args: argparse.Namespace) -> int:
     from checkers.models import no_model
     from checkers.verdict import Status, Verdict
 
-    loaded = spec.load_file(args.spec)
+    loaded = load_spec(args.spec)
     paths = _model_args(args.model, loaded, args.spec)
     props = _chosen_properties(loaded, args.property, args.spec)
     ensembles = {e.name for e in loaded.ensembles}
@@ -309,7 +320,7 @@ def _verify_all(args: argparse.Namespace) -> int:
         if not args.json:
             _print_result(result, network)
     if args.json:
-        print(json.dumps(results, indent=1, allow_nan=False))
+        print(dumps(results))
     return _exit_status(statuses)
 
 
@@ -329,6 +340,7 @@ def _vnnlib_answer(args: argparse.Namespace) -> int:
 
     if Path(args.network).suffix == ".vnnlib" and Path(args.vnnlib).suffix != ".vnnlib":
         raise UsageError(f"the network comes first: certspec vnnlib {args.vnnlib} {args.network}")
+    check_file(args.vnnlib, SPEC)
     loaded = read_vnnlib(args.vnnlib)
     prop, network = loaded.properties[0], loaded.networks[0]
     module = _load_models({network.name: args.network}, loaded)[network.name]
@@ -353,7 +365,7 @@ def _requirement_spans(path: str) -> dict[str, Any]:
 
     if Path(path).suffix == ".vnnlib":
         return {}
-    module = spec.parse(spec.decode(Path(path).read_bytes(), path).text, path)
+    module = spec.parse(spec.decode(read_file(path, SPEC), path).text, path)
     spans: dict[str, Any] = {}
     for item in module.items:
         if not isinstance(item, s.PropertyDecl):
@@ -394,7 +406,8 @@ def _guard_properties(loaded: Spec, network: str, names: list[str] | None, file:
 def _guard(args: argparse.Namespace) -> int:
     from checkers.guard import GuardOptions, compile_guard, save_guard
 
-    loaded = spec.load_file(args.spec)
+    loaded = load_spec(args.spec)
+    check_output(args.output, "-o")  # before the work
     paths = _model_args(args.model, loaded, args.spec)
     if len(paths) != 1:
         raise UsageError(f"a guard wraps one network: give one --model NAME=PATH, not {len(paths)}")
@@ -403,15 +416,16 @@ def _guard(args: argparse.Namespace) -> int:
     module = _load_models(paths, loaded)[name]
     options = GuardOptions(max_combinations=args.max_combinations)
     guarded = compile_guard(props, module, loaded.network(name), options, _requirement_spans(args.spec))
-    save_guard(guarded, args.output, model_file=path)
+    write_output(args.output, "-o", lambda p: save_guard(guarded, p, model_file=path))
     layer = guarded.guard
     summary = {"network": name, "model": path, "output": args.output, "guarded": list(layer.names),
                "always_true": [p.name for p in props if p.name not in layer.names], "skipped_robust": skipped,
                "combinations": layer.count}
     if args.json:
-        print(json.dumps(summary, indent=1))
+        print(dumps(summary))
     else:
-        print(f"{args.output}: {name} ({path}) guarded by {len(layer.names)} properties: {', '.join(layer.names)}")
+        print(f"{printable(args.output)}: {name} ({printable(path)}) guarded by {len(layer.names)} properties: "
+              f"{', '.join(layer.names)}")
         if summary["always_true"]:
             print(f"  always true, nothing to enforce: {', '.join(summary['always_true'])}")
         if skipped:
@@ -419,8 +433,15 @@ def _guard(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with the user's text in its error line shown `printable` (no raw escape sequences)."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(printable(message))
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="certspec", description="Properties of neural classifiers.")
+    parser = _Parser(prog="certspec", description="Properties of neural classifiers.")
     sub = parser.add_subparsers(dest="command", required=True)
     show = sub.add_parser("show", help="check a .prop or .vnnlib file and print its IR")
     show.add_argument("file")
@@ -496,17 +517,70 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what `yes | head -1` reports for `yes`
+
+
+def _quiet_stdout() -> None:
+    """The reader of stdout has gone (`certspec show --json F | head -c 20`): send what is left of the
+    output, and Python's final flush, to /dev/null, so that nothing more is said (as Unix tools do)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (an io.StringIO under a test): nothing to silence
+        pass
+
+
+@contextmanager
+def _sigint_held() -> Iterator[None]:
+    """Ctrl-C held back while the subcommands import torch, onnx and numpy, then raised as KeyboardInterrupt.
+
+    An interrupt inside a C extension's import does not always surface as KeyboardInterrupt (numpy
+    half-imported answers with a RecursionError); held for the second or so the imports take, it
+    is handled like any later Ctrl-C. Not in the main thread (no signal handler there): not held."""
+    import signal
+
+    pending: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+    if pending:
+        raise KeyboardInterrupt
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    """Parse, run, and flush stdout (so that a closed pipe shows here, not at exit); SpecError -> status 2."""
+    with _sigint_held():
+        parser = _parser()  # builds the subcommands: imports torch
+    args = parser.parse_args(argv)
     try:
         code: int = args.run(args)
     except SpecError as err:
+        sys.stdout.flush()
         print(f"certspec: error: {err}" if err.span is None else str(err), file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("certspec: interrupted", file=sys.stderr)
-        return 130
+    sys.stdout.flush()
     return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The `certspec` command: its exit status. Everything, the heavy imports included, runs inside the
+    handlers: Ctrl-C exits 130 with one line, a closed stdout pipe exits 141 quietly; never a traceback."""
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -8,7 +8,13 @@ in float32. `.onnx` files are imported by `checkers.onnx_import.load_onnx`.
 
 A torch checkpoint (`.pt`, `.pth`) is read ONLY with `torch.load(path, weights_only=True)`:
 tensors and plain containers, never a pickled object (a checkpoint holding one, such as a
-whole `torch.save(model)`, is refused). It must be a dict of exactly this form::
+whole `torch.save(model)`, is refused). Before torch reads it (`read_checkpoint`), the file
+is checked by `checkers.userfiles`: a regular file within CERTSPEC_MAX_MODEL_BYTES, in
+torch.save's zip format (older formats are refused), whose entries inflate to no more than
+that limit; the loaded data may expand to at most MAX_NODES values (shared references
+counted each time), and the layers, weights and one sample's activations it declares are
+checked against CERTSPEC_MAX_LAYERS and CERTSPEC_MAX_ELEMENTS before a weight is converted
+(the layers run on the meta device first). It must be a dict of exactly this form::
 
     {
         "input_shape": [1, 28, 28],              # one sample's shape (positive ints)
@@ -32,6 +38,7 @@ Anything else is a `ModelError` naming the file.
 
 from __future__ import annotations
 
+import io
 import math
 import pickle
 import re
@@ -43,9 +50,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from checkers.finite import describe_nonfinite
 from checkers.onnx_import import MAX_VALUES, Reshape, load_onnx
+from checkers.userfiles import MODEL, check_archive, check_elements, check_layers, check_nodes, read_file
 from spec import ir
-from spec.errors import ModelError, UsageError
+from spec.errors import ModelError, UsageError, printable
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 MODEL_SUFFIXES = (".onnx", *CHECKPOINT_SUFFIXES)
@@ -99,23 +108,29 @@ def load_model(path: str | Path) -> nn.Module:
 # ---------------------------------------------------------------- checkpoints
 
 
-def _load_checkpoint(path: Path) -> Model:
+def read_checkpoint(path: str | Path) -> Any:
+    """The data of a torch checkpoint, read with weights_only=True after its format and sizes are checked
+    (`checkers.userfiles`: a regular file within CERTSPEC_MAX_MODEL_BYTES, a zip archive whose entries
+    inflate to no more than that, data that expands to at most MAX_NODES values); ModelError otherwise."""
+    name = printable(str(path))
+    raw = read_file(path, MODEL)
+    check_archive(raw, name)
     try:
-        data = torch.load(path, weights_only=True, map_location="cpu")
-    except FileNotFoundError:
-        raise ModelError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ModelError(f"{path}: is a directory, not a model file") from None
-    except OSError as err:
-        raise ModelError(f"{path}: cannot be read ({err.strerror or err})") from None
+        data = torch.load(io.BytesIO(raw), weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as err:
-        raise ModelError(f"{path}: {_unpickling_message(str(err))}") from None
+        raise ModelError(f"{name}: {_unpickling_message(str(err))}") from None
     except Exception as err:  # a truncated or corrupt archive: torch raises RuntimeError and others
-        raise ModelError(f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err})") from None
+        raise ModelError(f"{name}: not a readable torch checkpoint ({type(err).__name__}: {err})") from None
+    check_nodes(data, name)
+    return data
+
+
+def _load_checkpoint(path: Path) -> Model:
+    data = read_checkpoint(path)
     try:
         return _build(data)
     except ModelError as err:
-        raise ModelError(f"{path}: {err.message}") from None
+        raise ModelError(f"{printable(str(path))}: {err.message}") from None
 
 
 def _unpickling_message(text: str) -> str:
@@ -177,6 +192,22 @@ def _lazy(make: Callable[[], nn.Module]) -> nn.Module:
         return make()
 
 
+def _check_sizes(layers: list[nn.Module], expected: dict[str, tuple[int, ...]], shape: tuple[int, ...]) -> None:
+    """ModelError when a weight, all of them, or one sample's output of a layer would hold more values than
+    CERTSPEC_MAX_ELEMENTS allows (a tiny file can declare a 10^5 x 10^5 layer, or a padding of 10^5 on a
+    1 x 1 image). The layers are still on the meta device: they run on a meta sample, allocating nothing."""
+    for key, want in expected.items():
+        check_elements(math.prod(want), f"state_dict[{key!r}] (shape {list(want)})")
+    check_elements(sum(math.prod(w) for w in expected.values()), f"the model's {len(expected)} weight tensors")
+    x = torch.empty(1, *shape, device="meta")
+    for k, layer in enumerate(layers):
+        try:
+            x = layer(x)
+        except Exception:  # the layers do not compose: the real run names the misfit
+            return
+        check_elements(math.prod(x.shape[1:]), f"layer {k}'s output for one input (shape {list(x.shape[1:])})")
+
+
 def _build(data: Any) -> Model:
     from checkers.lipschitz.checkpoint import build, is_lipschitz_checkpoint
 
@@ -192,6 +223,7 @@ def _build(data: Any) -> Model:
     specs, state = data["layers"], data["state_dict"]
     if not isinstance(specs, (list, tuple)) or not specs:
         raise ModelError("layers must be a non-empty list of layer descriptions")
+    check_layers(len(specs))
     if not isinstance(state, dict):
         raise ModelError(f"state_dict must be a dict of tensors, got {type(state).__name__}")
     layers, expected = [], {}
@@ -203,12 +235,17 @@ def _build(data: Any) -> Model:
     extra = sorted(set(map(str, state)) - set(expected))
     if missing or extra:
         raise ModelError(f"state_dict does not fit the layers: missing {missing}, unexpected {extra}")
+    _check_sizes(layers, expected, shape)  # before a tensor of the file is read or converted
     for key, want in expected.items():
         tensor = state[key]
         if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
             raise ModelError(f"state_dict[{key!r}] must be a floating-point tensor")
         if tuple(tensor.shape) != want:
             raise ModelError(f"state_dict[{key!r}] has shape {list(tensor.shape)}, the layer needs {list(want)}")
+        as32 = tensor.detach().to(torch.float32)  # the model runs in float32: 1e300 is an infinity there
+        if not bool(torch.isfinite(as32).all()):
+            raise ModelError(f"state_dict[{key!r}] holds {describe_nonfinite(as32)} (in float32): a model's weights "
+                             "must be finite")
     body = nn.Sequential(*layers)
     body.load_state_dict({k: state[k].detach().to(torch.float32).clone() for k in expected}, assign=True)
     module = nn.Sequential(Reshape(shape), *body) if len(shape) > 1 else body

@@ -7,10 +7,18 @@ turned into the torch layer that computes it. Only chain-shaped graphs are impor
 `SUPPORTED`, or a branch, is a `ModelError` naming the node and the operator.
 
 The file is parsed from its bytes as a protobuf message: nothing is unpickled, no other
-file is opened (tensors stored as external data are refused), and no operator runs.
+file is opened (tensors stored as external data are refused, wherever their location
+points: beside the model, outside its folder or absolute; external data is never read),
+and no operator runs. The file itself is read by `checkers.userfiles.read_file` (a regular
+file within CERTSPEC_MAX_MODEL_BYTES).
 The first input dimension is the batch (fixed at 1 or symbolic); each sample of the
 module's batch is computed as the ONNX graph computes a batch of one. The per-sample
 shape is followed through the chain so that every layer is checked against its input.
+Sizes are checked before they are allocated, against CERTSPEC_MAX_ELEMENTS
+(`checkers.userfiles`): each tensor's declared dims, and each node's output for one sample,
+computed first on the meta device. Absurd attributes are refused: strides, dilations and
+kernel shapes below 1, negative pads, and Conv pads at least as wide as the dilated kernel
+(outputs that would read only padding: pads 11585 on a 1 x 1 input asked for 4 GB).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
+from checkers.userfiles import MODEL, check_elements, read_file
 from spec.errors import ModelError
 
 MIN_OPSET = 7  # older opsets broadcast Add/Sub by an `axis` attribute: another semantics
@@ -83,7 +92,16 @@ def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.array(array, dtype=np.float32, copy=True))
+    with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf: refused by the layer check
+        return torch.from_numpy(np.array(array, dtype=np.float32, copy=True))
+
+
+def _nonfinite(nan: np.ndarray, inf: np.ndarray) -> str:
+    """'1 NaN entry, the first at index [0, 1]' (the wording of checkers.finite.describe_nonfinite)."""
+    n_nan, n_inf = int(nan.sum()), int(inf.sum())
+    first = [int(i) for i in np.argwhere(nan | inf)[0]]
+    parts = [f"{n_nan} NaN" if n_nan else "", f"{n_inf} infinite" if n_inf else ""]
+    return f"{' and '.join(p for p in parts if p)} {'entry' if n_nan + n_inf == 1 else 'entries'}, the first at index {first}"
 
 
 def _full(shape: tuple[int, ...]) -> list[int]:
@@ -126,12 +144,22 @@ class _Importer:
         self.layers: list[nn.Module] = [Reshape(self.shape)]
 
     def array(self, tensor: onnx.TensorProto) -> np.ndarray:
-        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or tensor.external_data:  # never read (see above)
             raise ModelError(f"{self.name}: tensor {tensor.name!r} is stored in an external file, which is not read")
+        if any(d < 0 for d in tensor.dims):
+            raise ModelError(f"{self.name}: tensor {tensor.name!r} has negative dimensions {list(tensor.dims)}")
         try:
-            return np.asarray(numpy_helper.to_array(tensor))
+            check_elements(math.prod(tensor.dims), f"tensor {tensor.name!r} (dims {list(tensor.dims)})")
+        except ModelError as err:
+            raise ModelError(f"{self.name}: {err.message}") from None
+        try:
+            array = np.asarray(numpy_helper.to_array(tensor))
         except Exception as err:  # a malformed tensor: wrong data size, unknown type...
             raise ModelError(f"{self.name}: tensor {tensor.name!r} cannot be read ({err})") from None
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            detail = _nonfinite(np.isnan(array), np.isinf(array))
+            raise ModelError(f"{self.name}: tensor {tensor.name!r} holds {detail}: a model's weights must be finite")
+        return array
 
     def constant(self, node: onnx.NodeProto, index: int) -> np.ndarray:
         a = _attrs(node)
@@ -166,9 +194,19 @@ class _Importer:
                 raise self.error(node, index, f"the network's tensor {self.current!r} must be the first operand")
             consts = [self.consts[x] for x in node.input if x in self.consts]
             try:
-                layer = handler(self, node, consts)
+                with np.errstate(over="ignore"):  # an overflow to inf (Gemm's alpha) is refused just below
+                    layer = handler(self, node, consts)
             except (ValueError, KeyError, IndexError, TypeError) as err:
                 raise self.error(node, index, str(err)) from None
+            for name, t in (*layer.named_parameters(), *layer.named_buffers()):  # finite constants can still
+                if t is not None and not bool(torch.isfinite(t).all()):  # overflow float32 (1e300, Gemm's alpha)
+                    detail = _nonfinite(torch.isnan(t).numpy(), torch.isinf(t).numpy())
+                    raise self.error(node, index, f"its {name} (from {[x for x in node.input if x in self.consts]}) "
+                                     f"holds {detail} in float32: a model's weights must be finite")
+            try:  # the output's size first, on the meta device (nothing allocated)
+                check_elements(math.prod(_meta_shape(layer, self.shape)), "its output for one input")
+            except ModelError as err:
+                raise self.error(node, index, err.message) from None
             try:
                 with torch.no_grad():
                     out = layer(torch.zeros(_full(self.shape)))
@@ -186,6 +224,18 @@ class _Importer:
                              f"{list(self.shape)}")
         self.layers.append(nn.Flatten())
         return nn.Sequential(*self.layers).eval()
+
+
+def _meta_shape(layer: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """One sample's output shape of `layer`, computed on the meta device; () when it does not run there
+    (the real run then says why)."""
+    tensors = {name: t.to("meta") for name, t in (*layer.named_parameters(), *layer.named_buffers())}
+    try:
+        with torch.no_grad():
+            out = torch.func.functional_call(layer, tensors, (torch.empty(_full(shape), device="meta"),))
+    except Exception:  # any misfit: reported by the real run
+        return ()
+    return tuple(out.shape[1:])
 
 
 def _need(consts: list[np.ndarray], count: int, op: str) -> list[np.ndarray]:
@@ -281,16 +331,30 @@ def _pads(a: dict[str, Any]) -> tuple[int, int]:
     pads = [int(p) for p in a.get("pads", [0, 0, 0, 0])]
     if len(pads) != 4:
         raise ValueError(f"pads {pads} are not those of a 2-d operator")
+    if min(pads) < 0:
+        raise ValueError(f"negative pads {pads} are not supported")
     if pads[:2] != pads[2:]:
         raise ValueError(f"asymmetric pads {pads} are not supported")
     return pads[0], pads[1]
 
 
 def _pair(a: dict[str, Any], key: str, default: tuple[int, int] = (1, 1)) -> tuple[int, int]:
+    """A 2-d kernel_shape, strides or dilations attribute: two integers >= 1."""
     value = tuple(int(v) for v in a.get(key, default))
     if len(value) != 2:
         raise ValueError(f"{key}={list(value)}: only 2-d operators are supported")
+    if min(value) < 1:
+        raise ValueError(f"{key}={list(value)} must be at least 1")
     return value[0], value[1]
+
+
+def _check_pads(pads: tuple[int, int], kernel: tuple[int, int], dilation: tuple[int, int]) -> None:
+    """A pad at least as wide as the (dilated) kernel adds outputs that read nothing but the padding (a
+    100-byte file with pads 11585 on a 1 x 1 input asks for 4 GB): refused as absurd."""
+    extent = [d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True)]
+    if any(p >= e for p, e in zip(pads, extent, strict=True)):
+        raise ValueError(f"pads {list(pads)} are not smaller than the kernel's extent {extent}: the outputs past "
+                         "it would read only padding")
 
 
 def _conv(imp: _Importer, node: onnx.NodeProto, consts: list[np.ndarray]) -> nn.Module:
@@ -302,9 +366,13 @@ def _conv(imp: _Importer, node: onnx.NodeProto, consts: list[np.ndarray]) -> nn.
     kernel = _pair(a, "kernel_shape", (w.shape[2], w.shape[3]))
     if kernel != w.shape[2:]:
         raise ValueError(f"kernel_shape {list(kernel)} does not match the weight's shape {list(w.shape)}")
+    pads, dilation = _pads(a), _pair(a, "dilations")
+    _check_pads(pads, kernel, dilation)
+    if groups < 1:
+        raise ValueError(f"group={groups} must be at least 1")
     conv = nn.Conv2d(
-        w.shape[1] * groups, w.shape[0], kernel, stride=_pair(a, "strides"), padding=_pads(a),
-        dilation=_pair(a, "dilations"), groups=groups, bias=len(consts) == 2,
+        w.shape[1] * groups, w.shape[0], kernel, stride=_pair(a, "strides"), padding=pads,
+        dilation=dilation, groups=groups, bias=len(consts) == 2,
     )
     conv.weight = nn.Parameter(_tensor(w))
     if len(consts) == 2:
@@ -384,12 +452,7 @@ def load_onnx(path: str | Path) -> tuple[nn.Sequential, tuple[int, ...]]:
     Raises ModelError for an unreadable file, an unsupported operator, or a branch.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelError(f"{path}: no such file") from None
-    except OSError as err:
-        raise ModelError(f"{path}: cannot be read ({err.strerror or err})") from None
+    data = read_file(path, MODEL)  # a regular file within CERTSPEC_MAX_MODEL_BYTES (checkers.userfiles)
     try:  # a protobuf message, parsed from bytes: no external data, no other format
         model = onnx.load_model_from_string(data)
     except Exception as err:  # protobuf's DecodeError and others

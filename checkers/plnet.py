@@ -5,7 +5,9 @@ outputs. `from_module` folds the affine layers of a torch model (Linear, Conv2d,
 pooling, inference batch norm, flatten/reshape, constant shifts) into the A_k by probing
 each layer on the unit basis, and keeps `ops`, the original affine operations with their
 row lengths, for the float32 error bound (`checkers.floaterror`). A layer that is not
-affine or ReLU (MaxPool, a sigmoid, an unknown module) is a ModelError, never a guess.
+affine or ReLU (MaxPool, a sigmoid, an unknown module) is a ModelError, never a guess, and so
+is a NaN or infinite weight (`checkers.finite.check_finite`, naming the tensor) or a folded
+product of weights that overflows float64.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from checkers.finite import check_finite
 from checkers.onnx_import import Reshape, Shift
 from spec.errors import ModelError
 
@@ -117,6 +120,7 @@ def from_module(module: nn.Module, input_shape: tuple[int, ...]) -> PLNet:
         module: the model; it is read, not changed.
         input_shape: the shape of one sample (without the batch dimension).
     """
+    check_finite(module)
     n = 1
     for d in input_shape:
         n *= d
@@ -142,4 +146,8 @@ def from_module(module: nn.Module, input_shape: tuple[int, ...]) -> PLNet:
     weights.append(a)
     biases.append(c)
     ops.append(tuple(cur_ops))
+    for k, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        if not (torch.isfinite(w).all() and torch.isfinite(b).all()):
+            raise ModelError(f"the affine layers folded into layer {k} of the network overflow float64 (their "
+                             "product of weights is not finite): the verifier cannot bound it")
     return PLNet(tuple(weights), tuple(biases), tuple(ops))

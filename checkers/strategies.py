@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from torch import nn
 
-from checkers.semantics import in_part
+from checkers.semantics import VACUOUS, float32_box, float32_interval, in_part
 from spec import canon, ir
 
 __all__ = ["GeneratedProperty", "float32_inside", "inputs_in", "networks", "properties", "scores"]
@@ -55,14 +55,9 @@ def _step(v: float, toward: float, k: int = 1) -> float:
 
 
 def float32_inside(lo: float, hi: float, lo_strict: bool = False, hi_strict: bool = False) -> tuple[float, float]:
-    """The least and greatest float32 values in the interval (lo > hi when it holds none)."""
-    a = _f32(lo)
-    if a < lo or (lo_strict and a == lo):
-        a = _step(a, math.inf)
-    b = _f32(hi)
-    if b > hi or (hi_strict and b == hi):
-        b = _step(b, -math.inf)
-    return a, b
+    """The least and greatest float32 values in the interval (lo > hi when it holds none), exactly: the
+    coordinate test of `checkers.semantics.float32_box` (`float32_interval`)."""
+    return float32_interval(lo, hi, lo_strict, hi_strict)
 
 
 def _coordinate(a: float, b: float) -> st.SearchStrategy[float]:
@@ -96,14 +91,12 @@ def _on_face(part: ir.RegionPart, lows: list[float], highs: list[float]) -> st.S
 
 
 def _part_points(part: ir.RegionPart, bound: float) -> st.SearchStrategy[tuple[float, ...]] | None:
-    box = part.box
-    lows, highs = [], []
-    for lo, hi, ls, us in zip(box.lower, box.upper, box.lower_strict, box.upper_strict, strict=True):
-        a, b = float32_inside(max(lo, -bound), min(hi, bound), ls and lo >= -bound, us and hi <= bound)
-        if a > b:
-            return None
-        lows.append(a)
-        highs.append(b)
+    n = len(part.box.lower)
+    cut = ir.Box((-bound,) * n, (bound,) * n, (False,) * n, (False,) * n)
+    box = float32_box(replace(part, box=part.box.intersect(cut)))
+    if box is None:  # no float32 point (within the bound)
+        return None
+    lows, highs = list(box.lower), list(box.upper)
     inside = replace(part, predicted=None)
     coords = st.tuples(*(_coordinate(a, b) for a, b in zip(lows, highs, strict=True)))
     corners = st.tuples(*(st.sampled_from([a, b]) for a, b in zip(lows, highs, strict=True)))
@@ -114,7 +107,8 @@ def _part_points(part: ir.RegionPart, bound: float) -> st.SearchStrategy[tuple[f
 def inputs_in(region: ir.Region | ir.RegionPart | ir.Box, *, bound: float = 1e3) -> st.SearchStrategy[tuple[float, ...]]:
     """Float32 points in `region` (see the module docstring); an infinite side is cut at +-`bound`.
 
-    Raises InvalidArgument when the region holds no float32 point (within the bound).
+    Raises InvalidArgument when the region holds no float32 point (within the bound), as found by
+    `checkers.semantics.float32_box` (the test every checker makes).
     """
     if not isinstance(bound, int | float) or not math.isfinite(bound) or bound <= 0:
         raise InvalidArgument(f"bound={bound!r} must be a finite number > 0")
@@ -128,7 +122,8 @@ def inputs_in(region: ir.Region | ir.RegionPart | ir.Box, *, bound: float = 1e3)
         raise InvalidArgument(f"region={region!r} must be an ir.Region, ir.RegionPart or ir.Box")
     found = [s for s in (_part_points(p, bound) for p in parts) if s is not None]
     if not found:
-        raise InvalidArgument(f"region={region!r} holds no float32 point")
+        raise InvalidArgument(f"region={region!r} holds no float32 point within the bound {bound!r} ({VACUOUS}; "
+                              "there is nothing to draw)")
     return st.one_of(found)
 
 

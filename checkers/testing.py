@@ -31,7 +31,10 @@ from hypothesis.control import currently_in_test_context
 from torch import nn
 
 from checkers.attack import pgd
-from checkers.semantics import Rows, ball_box, compile_ordering, decision, holds, in_ball, in_part, violation_margin
+from checkers.semantics import (
+    Rows, ball_box, compile_ordering, decision, finite, float32_box, in_ball, in_part, nonfinite_reason, violated,
+    violation_margin,
+)
 from checkers.strategies import inputs_in
 from checkers.verdict import Status, Verdict, Witness
 from spec import ir
@@ -48,13 +51,24 @@ class Target:
     """One thing to falsify: `part` (a box with half-spaces) and `rows` must hold on it.
 
     `index` is the region part, or for robustness the centre; `ball` (centre, eps, norm)
-    further limits the points; `label` is the label at the centre."""
+    further limits the points; `label` is the label at the centre. `box` is the part's
+    float32 box (`checkers.semantics.float32_box`; None: the target holds no float32 point, it
+    holds vacuously and no point is drawn for it). `undefined` is the reason the target has no
+    truth value (NaN or infinite scores at a robustness centre: no label), else ""; such a
+    target has no witness either."""
 
     index: int
     part: ir.RegionPart
     rows: Rows
     ball: tuple[tuple[float, ...], float, ir.Norm] | None = None
     label: int | None = None
+    box: ir.Box | None = None
+    undefined: str = ""
+
+    @property
+    def empty(self) -> bool:
+        """The target holds no float32 point (so it holds vacuously)."""
+        return self.box is None
 
 
 def _scores(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -120,18 +134,21 @@ def targets(model: nn.Module, prop: ir.Property, network: ir.Network | None = No
     if isinstance(req, ir.Ordering):
         m = network.n_outputs if network is not None else int(_scores(model, _zeros(prop)).shape[1])
         rows = compile_ordering(req, m)
-        return [Target(k, part, rows) for k, part in enumerate(prop.region.parts)]
+        return [Target(k, part, rows, box=float32_box(part)) for k, part in enumerate(prop.region.parts)]
     if req.dataset is not None:
         raise UsageError(f"property {prop.name}: the falsifiers check orderings and robustness at given points, "
                          f"not {ir.requirement_str(req)!r}")
     out = []
     for k, centre in enumerate(req.points):
-        y = _scores(model, torch.tensor([centre], dtype=torch.float32))
+        x0 = torch.tensor([centre], dtype=torch.float32)
+        y = _scores(model, x0)
         label = int(decision(y, decide)[0])
         box = ball_box(centre, req.eps)  # the ball's float32 points (centre +- eps rounds in float64)
         if network is not None:
             box = box.intersect(network.domain)
-        out.append(Target(k, ir.RegionPart(box), robust_rows(req.kind, y, decide), (centre, req.eps, req.norm), label))
+        undefined = "" if bool(finite(y)[0]) else nonfinite_reason(x0[0], y[0], "the centre x")
+        rows = robust_rows(req.kind, y, decide) if not undefined else compile_ordering(ir.Ordering(((),)), int(y.shape[1]))
+        out.append(Target(k, ir.RegionPart(box), rows, (centre, req.eps, req.norm), label, float32_box(box), undefined))
     return out
 
 
@@ -155,19 +172,19 @@ def replay(model: nn.Module, target: Target, x: torch.Tensor, decide: ir.Decide 
     Replayed alone: the candidates that violate the target in the batch (`limit` of them), then the two
     nearest to a violation (a batch may sum in another order than one point alone, and round differently)."""
     x = x.detach().to(torch.float32)
-    if x.shape[0] == 0:
+    if x.shape[0] == 0 or target.empty:
         return None
     y = _scores(model, x)
     inside = in_part(replace(target.part, predicted=None), x)
     if target.part.predicted is not None:
         inside &= torch.isin(decision(y, decide), torch.tensor(target.part.predicted))
-    bad = inside & ~holds(target.rows, y)
+    bad = inside & violated(target.rows, y)  # finite scores only: NaN or inf is never a witness
     # a batch may sum in another order than one point alone (BLAS): points within a rounding error of a
     # violation in the batch are replayed alone too, the nearest first
     close = torch.zeros(0, dtype=torch.long)
     if target.rows.disjuncts and all(target.rows.disjuncts):  # (an empty conjunction always holds)
         margin = violation_margin(target.rows, y)
-        near = inside & ~bad & (margin >= -1e-6 * (y.abs().amax(dim=1).to(torch.float64) + 1.0))
+        near = inside & ~bad & finite(y) & (margin >= -1e-6 * (y.abs().amax(dim=1).to(torch.float64) + 1.0))
         close = near.nonzero().flatten()
         close = close[margin[close].argsort(descending=True)]
     for i in bad.nonzero().flatten().tolist()[:limit] + close.tolist()[:2]:
@@ -177,13 +194,17 @@ def replay(model: nn.Module, target: Target, x: torch.Tensor, decide: ir.Decide 
         alone = _scores(model, x[i : i + 1])
         if target.part.predicted is not None and int(decision(alone, decide)[0]) not in target.part.predicted:
             continue
-        if not bool(holds(target.rows, alone)[0]):
+        if bool(violated(target.rows, alone)[0]):
             return Witness(tuple(point), tuple(alone[0].tolist()), target.index)
     return None
 
 
 def target_points(target: Target) -> st.SearchStrategy[tuple[float, ...]]:
-    """Hypothesis points for a target: `inputs_in` its box, and for an l2 ball also points pushed onto the sphere."""
+    """Hypothesis points for a target: `inputs_in` its box, and for an l2 ball also points pushed onto the sphere.
+
+    A target with no float32 point (`Target.empty`) draws nothing: `st.nothing()`."""
+    if target.empty:
+        return st.nothing()
     points = inputs_in(replace(target.part, predicted=None))
     if target.ball is None or target.ball[2] is ir.Norm.LINF:
         return points
@@ -200,11 +221,15 @@ def target_points(target: Target) -> st.SearchStrategy[tuple[float, ...]]:
 
 def hypothesis_points(strategies: list[st.SearchStrategy[tuple[float, ...]]], examples: int, seed: int = 0,
                       data: st.DataObject | None = None) -> list[list[tuple[float, ...]]]:
-    """Points for each strategy: `examples` draws in all, by `data` or by a run of our own."""
-    picks = st.integers(0, len(strategies) - 1).flatmap(lambda k: st.tuples(st.just(k), strategies[k]))
+    """Points for each strategy: `examples` draws in all, by `data` or by a run of our own.
+
+    An empty strategy (`st.nothing()`: a target with no float32 point) gets no points."""
     out: list[list[tuple[float, ...]]] = [[] for _ in strategies]
-    if not strategies:
+    live = [k for k, s in enumerate(strategies) if not s.is_empty]
+    if not live:
         return out
+    index = st.integers(0, len(strategies) - 1) if len(live) == len(strategies) else st.sampled_from(live)
+    picks = index.flatmap(lambda k: st.tuples(st.just(k), strategies[k]))
     if data is not None:
         for _ in range(examples):
             k, p = data.draw(picks)
@@ -227,10 +252,15 @@ def hypothesis_points(strategies: list[st.SearchStrategy[tuple[float, ...]]], ex
 
 def points_together(strategies: list[st.SearchStrategy[tuple[float, ...]]], examples: int,
                     seed: int = 0) -> list[list[tuple[float, ...]]]:
-    """`examples` points for every strategy, one run of Hypothesis drawing one point of each per example (batched)."""
+    """`examples` points for every strategy, one run of Hypothesis drawing one point of each per example (batched).
+
+    An empty strategy (`st.nothing()`: a target with no float32 point) gets no points."""
     out: list[list[tuple[float, ...]]] = [[] for _ in strategies]
-    for drawn in examples_of(st.tuples(*strategies), examples, seed):
-        for k, p in enumerate(drawn):
+    live = [k for k, s in enumerate(strategies) if not s.is_empty]
+    if not live:
+        return out
+    for drawn in examples_of(st.tuples(*(strategies[k] for k in live)), examples, seed):
+        for k, p in zip(live, drawn, strict=True):
             out[k].append(p)
     return out
 
@@ -257,11 +287,14 @@ def examples_of(strategy: st.SearchStrategy[T], count: int, seed: int = 0) -> li
 
 def pgd_points(model: nn.Module, target: Target, *, starts: int = 8, steps: int = 20, seed: int = 0) -> torch.Tensor:
     """PGD candidates (K, n) for the target (its box; an l2 ball's points are pulled into the ball)."""
-    lo = torch.tensor(target.part.box.lower, dtype=torch.float64)
-    hi = torch.tensor(target.part.box.upper, dtype=torch.float64)
+    n = len(target.part.box.lower)
+    if target.box is None:  # no float32 point: nothing to attack
+        return torch.zeros(0, n)
+    lo = torch.tensor(target.box.lower, dtype=torch.float64)
+    hi = torch.tensor(target.box.upper, dtype=torch.float64)
     always = any(not conj for conj in target.rows.disjuncts)  # an empty conjunction: the rows always hold
     if not (torch.isfinite(lo).all() and torch.isfinite(hi).all()) or not target.rows.disjuncts or always:
-        return torch.zeros(0, lo.numel())
+        return torch.zeros(0, n)
     gen = torch.Generator().manual_seed(seed)
     x = pgd(model, target.rows, lo, hi, starts=starts, steps=steps, generator=gen)
     if target.ball is not None and target.ball[2] is ir.Norm.L2:
@@ -297,7 +330,8 @@ def find_counterexample(model: nn.Module, prop: ir.Property, network: ir.Network
     found = targets(model, prop, network)
     drawn = hypothesis_points([target_points(t) for t in found], examples, seed, data)
     for t, points in zip(found, drawn, strict=True):
-        w = replay(model, t, torch.tensor(points, dtype=torch.float32).reshape(len(points), -1), decide)
+        n = len(t.part.box.lower)
+        w = replay(model, t, torch.tensor(points, dtype=torch.float32).reshape(len(points), n), decide)
         if w is not None:
             return w
     if pgd_steps > 0:

@@ -42,7 +42,9 @@ from checkers.bounds import HiddenBounds, crown_hidden_bounds, input_sensitivity
 from checkers.floaterror import output_error, row_error
 from checkers.plnet import PLNet, from_module
 from checkers.relusplit import relu_split
-from checkers.semantics import Rows, ball_box, compile_ordering, holds, in_ball, in_part
+from checkers.semantics import (
+    VACUOUS, Rows, ball_box, compile_ordering, finite, float32_box, in_ball, in_part, nonfinite_reason, violated,
+)
 from checkers.verdict import Status, Verdict, Witness
 from checkers.z3check import Drift, real_holds, real_scores, z3_decide
 from spec import ir
@@ -100,17 +102,24 @@ class _Search:
         self.exact_calls = 0
         self.exact = sum(w.shape[0] for w in net.weights[:-1]) <= options.exact_neurons
         self.exact_witness: list[Fraction] | None = None  # a real counterexample float32 does not reproduce
+        self.nonfinite: tuple[list[float], list[float]] | None = None  # (x, y): a point of the part with NaN/inf scores
 
     def witness(self, target: _Part, x: torch.Tensor) -> Witness | None:
-        """The first candidate (K, n) float32 that lies in the part and violates the requirement."""
+        """The first candidate (K, n) float32 that lies in the part and violates the requirement.
+
+        A candidate in the part whose scores are not finite is no witness (a comparison with NaN or
+        inf has no truth value); the first one is kept in `self.nonfinite` for the UNKNOWN reason."""
         x = x.to(torch.float32)
         with torch.no_grad():
             y = self.module(x)
         inside = in_part(target.part, x)
         if target.ball is not None and target.ball[2] is ir.Norm.L2:  # a screen; the ball is checked exactly below
             centre = torch.tensor(target.ball[0], dtype=torch.float64)
-            inside &= ((x.to(torch.float64) - centre) ** 2).sum(dim=1) <= target.ball[1] ** 2 * (1 + 1e-12)
-        bad = inside & ~holds(self.rows, y)
+            # norms, not squares: eps**2 overflows above about 1.3e154
+            inside &= (x.to(torch.float64) - centre).norm(dim=1) <= target.ball[1] * (1 + 1e-12)
+        if self.nonfinite is None:
+            self._note_nonfinite(target, x, inside & ~finite(y))
+        bad = inside & violated(self.rows, y)
         if target.ball is not None:
             bad &= torch.tensor([bool(b) and in_ball(x[i].tolist(), target.ball) for i, b in enumerate(bad.tolist())],
                                 dtype=torch.bool)
@@ -118,9 +127,30 @@ class _Search:
             # replay alone: float32 scores may differ in the last bits between batch sizes
             with torch.no_grad():
                 alone = self.module(x[i : i + 1])
-            if not bool(holds(self.rows, alone)[0]):
+            if bool(violated(self.rows, alone)[0]):
                 return Witness(tuple(x[i].tolist()), tuple(alone[0].tolist()), target.index)
         return None
+
+    def _note_nonfinite(self, target: _Part, x: torch.Tensor, candidates: torch.Tensor) -> None:
+        """Keep the first candidate of the part (and ball) whose scores, replayed alone, are not finite."""
+        for i in candidates.nonzero().flatten().tolist()[:4]:
+            if target.ball is not None and not in_ball(x[i].tolist(), target.ball):
+                continue
+            with torch.no_grad():
+                alone = self.module(x[i : i + 1])
+            if not bool(finite(alone)[0]):
+                self.nonfinite = (x[i].tolist(), alone[0].tolist())
+                return
+
+    def undecided(self, verdict: Verdict) -> Verdict:
+        """No HOLDS once some float32 point of the region gave non-finite scores: UNKNOWN with that point.
+
+        (The float32 error bound is infinite where a value may overflow, so HOLDS is not reached there; this
+        keeps it so whatever the bound.) A VIOLATED verdict (a finite witness elsewhere) stands."""
+        if self.nonfinite is None or verdict.status is Status.VIOLATED:
+            return verdict
+        x, y = self.nonfinite
+        return Verdict(Status.UNKNOWN, reason=nonfinite_reason(x, y), stats=verdict.stats)
 
     def falsify(self, target: _Part) -> Witness | None:
         opts = self.options
@@ -322,14 +352,19 @@ class _Search:
 
 
 def _targets(prop: ir.Property) -> list[_Part] | str:
+    """The region parts to search, each on its float32 box (`float32_box`); a part with no float32 point
+    is left out (it holds vacuously), so an empty list means the whole region has none."""
     targets = []
     for k, part in enumerate(prop.region.parts):
         if part.predicted is not None:
             return "the verifier does not decide regions with a condition on the prediction yet"
-        lo = torch.tensor(part.box.lower, dtype=torch.float64)
-        hi = torch.tensor(part.box.upper, dtype=torch.float64)
-        if not (torch.isfinite(lo).all() and torch.isfinite(hi).all()):
+        if not all(map(math.isfinite, (*part.box.lower, *part.box.upper))):
             return "the region is unbounded: declare a domain"
+        box = float32_box(part)
+        if box is None:
+            continue
+        lo = torch.tensor(box.lower, dtype=torch.float64)
+        hi = torch.tensor(box.upper, dtype=torch.float64)
         targets.append(_Part(k, part, lo, hi))
     return targets
 
@@ -355,6 +390,8 @@ def verify_ordering(
     found = _targets(prop) if targets is None else targets
     if isinstance(found, str):
         return Verdict(Status.UNKNOWN, reason=found)
+    if not found:
+        return Verdict(Status.HOLDS, reason=VACUOUS, stats={"seconds": time.monotonic() - start})
     search = _Search(module, net, prop.requirement, options, start + options.timeout)
     for target in found:
         witness = search.falsify(target)
@@ -362,7 +399,7 @@ def verify_ordering(
             return Verdict(Status.VIOLATED, witness, "found by the falsifier, replayed in float32",
                            {"seconds": time.monotonic() - start})
     verdicts = [search.prove(t, progress) for t in found]
-    verdict = _combine(verdicts)
+    verdict = search.undecided(_combine(verdicts))
     verdict.stats.update(seconds=time.monotonic() - start, boxes=search.boxes, z3_calls=search.exact_calls)
     return verdict
 
@@ -382,15 +419,21 @@ def _local_robustness(
     verdicts: list[Verdict] = []
     start = time.monotonic()
     for centre_values in req.points:
+        # every float32 point of the ball (float32 inputs are what HOLDS covers), rounded exactly, not in float64
+        box = float32_box(ball_box(tuple(centre_values), req.eps).intersect(network.domain))
+        if box is None:  # the ball (in the domain) holds no float32 point
+            verdicts.append(Verdict(Status.HOLDS, reason=VACUOUS))
+            continue
         centre = torch.tensor(centre_values, dtype=torch.float64)
         with torch.no_grad():
             scores = module(centre.to(torch.float32)[None])[0]
+        if not bool(torch.isfinite(scores).all()):  # no label: robustness of it has no truth value
+            return Verdict(Status.UNKNOWN, reason=nonfinite_reason(centre.to(torch.float32), scores, "the centre x"),
+                           stats={"seconds": time.monotonic() - start})
         label = int(scores.argmax() if network.decide is ir.Decide.ARGMAX else scores.argmin())
         others = [j for j in range(net.n_outputs) if j != label]
         pairs = [(label, j) if network.decide is ir.Decide.ARGMAX else (j, label) for j in others]
         ordering = ir.Ordering((tuple(ir.Order(a, b, True) for a, b in pairs),))
-        # every float32 point of the ball (float32 inputs are what HOLDS covers), rounded exactly, not in float64
-        box = ball_box(tuple(centre_values), req.eps).intersect(network.domain)
         part = ir.RegionPart(box)
         ball = (tuple(centre_values), req.eps, req.norm)
         target = _Part(len(verdicts), part, torch.tensor(box.lower, dtype=torch.float64),
@@ -402,6 +445,8 @@ def _local_robustness(
         if verdict.status is not Status.HOLDS:
             return verdict
         verdicts.append(verdict)
+    if verdicts and all(v.reason == VACUOUS for v in verdicts):
+        return Verdict(Status.HOLDS, reason=VACUOUS)
     return Verdict(Status.HOLDS, reason=f"robust at all {len(verdicts)} points")
 
 

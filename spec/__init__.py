@@ -28,12 +28,12 @@ def load(text: str, name: str = "<string>") -> Spec:
 def load_file(path: str | Path) -> Spec:
     """Load a `.prop` file, or a `.vnnlib` file (one property, network `net`)."""
     path = Path(path)
+    if path.suffix == ".vnnlib":
+        from spec.vnnlib import read_vnnlib  # counts lines as VNN-LIB does, in errors too
+
+        return read_vnnlib(path)
     try:
         data = path.read_bytes()
     except OSError as err:
         raise SpecError(f"{path}: cannot read the file: {err.strerror}") from None
-    if path.suffix == ".vnnlib":
-        from spec.vnnlib import load_vnnlib
-
-        return load_vnnlib(decode(data, str(path)).text, str(path))
     return load(decode(data, str(path)).text, str(path))

@@ -11,13 +11,17 @@ A DNF here is a tuple of frozensets of atoms: `()` is false, `(frozenset(),)` is
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
 
-from spec.errors import CheckError
+from spec.errors import CheckError, UsageError
 from spec.ir import Atom, Box, HalfSpace, Linear, Order, Ordering, Region, RegionPart
 
 MAX_DISJUNCTS = 4096
+MAX_ATOMS = 1 << 22  # atoms in all the conjunctions of one DNF together
+MAX_COORDINATES = 1 << 24  # box coordinates (parts x inputs) of the regions of one file; see size_limit
 
 Dnf = tuple[frozenset[Atom], ...]
 TRUE: Dnf = (frozenset(),)
@@ -28,19 +32,30 @@ def _sorted_coeffs(coeffs: Mapping[int, float]) -> tuple[tuple[int, float], ...]
     return tuple(sorted((i, float(c)) for i, c in coeffs.items() if c != 0.0))
 
 
-def output_atom(coeffs: Mapping[int, float], bound: float, strict: bool) -> Atom | bool:
-    """The atom `sum(c * y[i]) < bound` (`<=` if not strict), or its truth value if constant."""
-    items = _sorted_coeffs(coeffs)
+def output_atom(coeffs: Mapping[int, float | Fraction], bound: float | Fraction, strict: bool) -> Atom | bool:
+    """The atom `sum(c * y[i]) < bound` (`<=` if not strict), or its truth value if constant.
+
+    Exact numbers (`Fraction`, VNN-LIB's decimals): a one-term atom's bound is computed exactly
+    and rounded inwards (`double_bound`: the same doubles meet it). Floats (the `.prop`
+    language's numbers, normalised in float64) and atoms of several terms: the nearest doubles."""
+    if _is_exact(coeffs, bound) and len(exact := {i: Fraction(c) for i, c in coeffs.items() if c != 0}) == 1:
+        ((index, q),) = exact.items()
+        side, strict = double_bound(Fraction(bound) / abs(q), True, strict)
+        if math.isinf(side):  # beyond every double: always true, or never
+            return side > 0
+        return Linear(((index, 1.0 if q > 0 else -1.0),), side, strict)
+    items = _sorted_coeffs({i: float(c) for i, c in coeffs.items()})
     if not items:
-        return bound > 0.0 if strict else bound >= 0.0
-    if len(items) == 2 and bound == 0.0 and items[0][1] == -items[1][1]:
+        return bound > 0 if strict else bound >= 0
+    value = float(bound)
+    if len(items) == 1:
+        i, c = items[0]
+        return Linear(((i, 1.0 if c > 0 else -1.0),), value / abs(c) + 0.0, strict)  # + 0.0: no -0.0
+    if len(items) == 2 and value == 0.0 and items[0][1] == -items[1][1]:
         (a, ca), (b, _) = items
         # ca*y[a] - ca*y[b] < 0: y[b] > y[a] when ca > 0, else y[a] > y[b]
         return Order(b, a, strict) if ca > 0 else Order(a, b, strict)
-    if len(items) == 1:
-        i, c = items[0]
-        return Linear(((i, 1.0 if c > 0 else -1.0),), bound / abs(c) + 0.0, strict)  # + 0.0: no -0.0
-    return Linear(items, float(bound) + 0.0, strict)
+    return Linear(items, value + 0.0, strict)  # + 0.0: no -0.0
 
 
 def negate(atom: Atom) -> Atom:
@@ -53,6 +68,28 @@ def negate(atom: Atom) -> Atom:
 def _check_size(n: int) -> None:
     if n > MAX_DISJUNCTS:
         raise CheckError(f"the condition expands to more than {MAX_DISJUNCTS} disjuncts")
+
+
+def size_limit(name: str, default: int) -> int:
+    """The limit `name` (MAX_INPUTS...): the environment variable CERTSPEC_<name> when set, else `default`."""
+    raw = os.environ.get(f"CERTSPEC_{name}")
+    if raw is None:
+        return default
+    digits = raw.strip()
+    value = int(digits) if digits.isascii() and digits.isdigit() and len(digits) < 20 else 0
+    if value < 1:
+        raise UsageError(f"CERTSPEC_{name}={raw!r} must be a positive integer")
+    return value
+
+
+def check_coordinates(parts: int, n: int) -> None:
+    """Refuse, before it is built, a region of `parts` boxes over `n` inputs beyond MAX_COORDINATES."""
+    limit = size_limit("MAX_COORDINATES", MAX_COORDINATES)
+    if parts * n > limit:
+        raise CheckError(
+            f"the region expands to {parts} parts of {n} inputs each, more than MAX_COORDINATES = {limit} "
+            "box coordinates: set the environment variable CERTSPEC_MAX_COORDINATES to raise the limit"
+        )
 
 
 def dnf_of(atom: Atom | bool) -> Dnf:
@@ -79,6 +116,8 @@ def _absorbed(conjs: Iterable[frozenset[Atom]]) -> Dnf:
 def dnf_and(a: Dnf, b: Dnf) -> Dnf:
     """The product of two DNFs, absorbed as it goes (so chains of products stay small)."""
     _check_size(len(a) * len(b))
+    if len(b) * sum(map(len, a)) + len(a) * sum(map(len, b)) > MAX_ATOMS:
+        raise CheckError(f"the condition expands to more than {MAX_ATOMS} atoms")
     if len(a) == 1 and len(b) == 1:
         return (a[0] | b[0],)
     return _absorbed(x | y for x in a for y in b)
@@ -121,15 +160,54 @@ def ordering(dnf: Dnf) -> Ordering:
 Bound = tuple[int, float, bool, bool]  # (index, value, is_upper, strict)
 
 
-def input_bound(coeffs: Mapping[int, float], bound: float, strict: bool) -> Bound | HalfSpace | bool:
-    """`sum(c * x[i]) < bound` (`<=` if not strict): a box bound, a half-space, or a truth value."""
-    items = _sorted_coeffs(coeffs)
+def double_bound(value: Fraction, is_upper: bool, strict: bool) -> tuple[float, bool]:
+    """The bound `x <= value` (`<` if strict; `>=`/`>` for a lower bound) as a double bound
+    that holds for exactly the same doubles (and so the same float32 values).
+
+    `value` is exact; the double returned is rounded inwards, never outwards, and a strict
+    side stays strict only where `value` is itself a double (x < 0.1 and x <= the largest
+    double below 0.1 admit the same doubles). Beyond the double range the side is +-inf.
+    """
+    sign = 1 if is_upper else -1
+    v = value * sign  # now an upper bound x' <= v with x' = sign * x
+    if v >= _DBL_MAX:  # every finite double is below
+        return math.inf * sign, False
+    if v < -_DBL_MAX:  # no finite double is: an empty side (a strict bound at -inf)
+        return -math.inf * sign, True
+    d = float(v)
+    if Fraction(d) > v:
+        d, strict = math.nextafter(d, -math.inf), False
+    elif Fraction(d) < v:
+        strict = False
+    return d * sign + 0.0, strict  # + 0.0 turns -0.0 into 0.0
+
+
+_DBL_MAX = Fraction(sys.float_info.max)
+
+
+def input_bound(coeffs: Mapping[int, float | Fraction], bound: float | Fraction, strict: bool) -> Bound | HalfSpace | bool:
+    """`sum(c * x[i]) < bound` (`<=` if not strict): a box bound, a half-space, or a truth value.
+
+    Exact numbers (`Fraction`, as VNN-LIB's decimals are read): a one-term constraint becomes
+    a box bound computed exactly and rounded inwards (`double_bound`), so the box admits
+    exactly the doubles that satisfy the constraint as written. Floats (the `.prop`
+    language's numbers, normalised in float64): the nearest double of the quotient. A
+    half-space keeps the nearest doubles of its coefficients and bound.
+    """
+    items = _sorted_coeffs({i: float(c) for i, c in coeffs.items()})
     if not items:
-        return bound > 0.0 if strict else bound >= 0.0
+        return bound > 0 if strict else bound >= 0
     if len(items) > 1:
         return HalfSpace(items, float(bound) + 0.0, strict)  # + 0.0 turns -0.0 into 0.0
-    i, c = items[0]
-    return (i, bound / c + 0.0, c > 0, strict)
+    ((i, c),) = ((i, q) for i, q in coeffs.items() if q != 0)
+    if _is_exact(coeffs, bound):
+        value, strict = double_bound(Fraction(bound) / Fraction(c), c > 0, strict)
+        return (i, value, c > 0, strict)
+    return (i, float(bound) / float(c) + 0.0, c > 0, strict)
+
+
+def _is_exact(coeffs: Mapping[int, float | Fraction], bound: float | Fraction) -> bool:
+    return isinstance(bound, Fraction) or any(isinstance(c, Fraction) for c in coeffs.values())
 
 
 def tighten(lower: list[float], upper: list[float], ls: list[bool], us: list[bool], b: Bound) -> None:
@@ -142,11 +220,14 @@ def tighten(lower: list[float], upper: list[float], ls: list[bool], us: list[boo
         lower[i], ls[i] = value, strict
 
 
-def input_constraint(coeffs: Mapping[int, float], bound: float, strict: bool, n: int) -> RegionPart | bool:
+def input_constraint(coeffs: Mapping[int, float | Fraction], bound: float | Fraction, strict: bool, n: int) -> RegionPart | bool:
     """The region `sum(c * x[i]) < bound` (`<=` if not strict) as one RegionPart, or a truth value."""
     b = input_bound(coeffs, bound, strict)
-    if isinstance(b, bool):
-        return b
+    return b if isinstance(b, bool) else bound_part(b, n)
+
+
+def bound_part(b: Bound | HalfSpace, n: int) -> RegionPart:
+    """The region part of one box bound or half-space over n inputs."""
     if isinstance(b, HalfSpace):
         return RegionPart(Box.unbounded(n), (b,))
     lower, upper = [-math.inf] * n, [math.inf] * n
@@ -170,12 +251,14 @@ def part_and(p: RegionPart, q: RegionPart) -> RegionPart:
 
 def region_and(a: tuple[RegionPart, ...], b: tuple[RegionPart, ...]) -> tuple[RegionPart, ...]:
     _check_size(len(a) * len(b))
+    check_coordinates(len(a) * len(b), len(a[0].box.lower) if a else 0)
     return tuple(dict.fromkeys(part_and(x, y) for x in a for y in b))
 
 
 def region_or(a: tuple[RegionPart, ...], b: tuple[RegionPart, ...]) -> tuple[RegionPart, ...]:
     out = tuple(dict.fromkeys((*a, *b)))
     _check_size(len(out))
+    check_coordinates(len(out), len(out[0].box.lower) if out else 0)
     return out
 
 

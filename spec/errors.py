@@ -8,6 +8,7 @@ text reads ``file:line:col: message``, then the source line and a caret under th
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -18,15 +19,36 @@ class Source:
 
     name: str
     text: str = field(repr=False)
+    cr_ends_lines: bool = field(default=False, repr=False)
 
     def line(self, number: int) -> str:
-        """Return line `number` (1-based) without its newline, or '' past the end.
+        """Return line `number` (1-based) without its line break, or '' past the end.
 
-        Lines end at "\n" only, as the parser counts them (str.splitlines would also split
-        at form feeds, "\u2028" and others, and show the wrong line under a caret).
+        Lines end where the reader of the text counts them: at "\n" (or "\r\n") for the
+        property language, whose parser counts "\n" only; also at a lone "\r" when
+        `cr_ends_lines` (VNN-LIB, as SMT-LIB). Never at form feeds, "\u2028" and the other
+        breaks of str.splitlines, which would show the wrong line under a caret.
         """
-        lines = self.text.split("\n")
+        lines = _LINE_BREAK.split(self.text) if self.cr_ends_lines else self.text.split("\n")
         return lines[number - 1].removesuffix("\r") if 1 <= number <= len(lines) else ""
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def printable(text: str) -> str:
+    """`text` safe to print on a terminal: every character that is not printable (control
+    characters such as ESC, bidirectional overrides, line separators...) but a tab is
+    shown escaped, as `repr` writes it (`\\x1b`, `\\u202e`); a file cannot send the
+    terminal an escape sequence through an error message."""
+    if text.isprintable() or text.replace("\t", " ").isprintable():
+        return text
+    return "".join(ch if ch == "\t" or ch.isprintable() else _escaped(ch) for ch in text)
+
+
+def _escaped(ch: str) -> str:
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 @dataclass(frozen=True)
@@ -44,15 +66,18 @@ class Span:
     end_column: int
 
     def location(self) -> str:
-        return f"{self.source.name}:{self.line}:{self.column}"
+        return f"{printable(self.source.name)}:{self.line}:{self.column}"
 
     def caret(self) -> str:
-        """The source line of the start, and `^~~~` under the span (clipped to that line)."""
+        """The source line of the start, and `^~~~` under the span (clipped to that line).
+
+        The line is shown `printable` (escape sequences escaped); the caret stays under
+        the span's text as shown."""
         text = self.source.line(self.line)
         end = self.end_column if self.end_line == self.line else len(text) + 1
-        width = max(1, end - self.column)
-        pad = "".join("\t" if ch == "\t" else " " for ch in text[: self.column - 1])
-        return f"{text}\n{pad}^{'~' * (width - 1)}"
+        width = max(1, len(printable(text[self.column - 1 : end - 1])) + max(0, end - 1 - len(text)))
+        pad = "".join("\t" if ch == "\t" else " " * len(printable(ch)) for ch in text[: self.column - 1])
+        return f"{printable(text)}\n{pad}^{'~' * (width - 1)}"
 
 
 class SpecError(Exception):
@@ -64,9 +89,10 @@ class SpecError(Exception):
         self.span = span
 
     def __str__(self) -> str:
+        message = "\n".join(printable(line) for line in self.message.split("\n"))
         if self.span is None:
-            return self.message
-        return f"{self.span.location()}: {self.message}\n{self.span.caret()}"
+            return message
+        return f"{self.span.location()}: {message}\n{self.span.caret()}"
 
 
 class ParseError(SpecError):

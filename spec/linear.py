@@ -91,14 +91,31 @@ def _evaluate(e: s.Expr, scope: Scope) -> Lin:
         return Lin({scope.index(e): 1.0})
     if isinstance(e, s.Neg):
         return _evaluate(e.operand, scope).scaled(-1.0)
+    if isinstance(e, s.Sum):
+        return _sum(e, scope)
     left, right = _evaluate(e.left, scope), _evaluate(e.right, scope)
-    if e.op == "+":
-        return left.plus(right)
-    if e.op == "-":
-        return left.plus(right.scaled(-1.0))
     if left.coeffs and right.coeffs:
         raise CheckError("a product of two variables is not linear", e.span)
     return right.scaled(left.const) if not left.coeffs else left.scaled(right.const)
+
+
+def _sum(e: s.Sum, scope: Scope) -> Lin:
+    """The terms added left to right in one dict (linear in the number of terms); the same
+    floats, in the same order, as adding them pairwise with `Lin.plus`."""
+    out = _evaluate(e.first, scope)
+    coeffs, const = dict(out.coeffs), out.const
+    for op, term in e.rest:
+        lin = _evaluate(term, scope)
+        if op == "-":
+            lin = lin.scaled(-1.0)
+        for v, c in lin.coeffs.items():
+            total = coeffs.get(v, 0.0) + c
+            if total == 0.0:
+                coeffs.pop(v, None)
+            else:
+                coeffs[v] = total
+        const += lin.const
+    return Lin(coeffs, const)
 
 
 def constant(e: s.Expr, scope: Scope, what: str = "value") -> float:

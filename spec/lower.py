@@ -13,7 +13,7 @@ import math
 
 from spec import canon
 from spec import syntax as s
-from spec.conditions import interval_subjects, label_index, region_parts, requirement_dnf
+from spec.conditions import every_input, interval_subjects, label_index, region_parts, requirement_dnf
 from spec.errors import CheckError, ScopeError, Span, did_you_mean
 from spec.ir import (
     Affinity,
@@ -26,6 +26,7 @@ from spec.ir import (
     Network,
     Normalization,
     Property,
+    Region,
     RegionPart,
     Robust,
     RobustKind,
@@ -37,7 +38,8 @@ from spec.ir import (
 from spec.linear import Scope, constant
 from spec.parser import keywords
 
-MAX_INPUTS = 1 << 24
+MAX_INPUTS = 1 << 22  # inputs of one network (3x224x224 images are 150,528); CERTSPEC_MAX_INPUTS overrides
+MAX_OUTPUTS = 1 << 20  # outputs of one network; CERTSPEC_MAX_OUTPUTS overrides
 
 
 def _declared_names(module: s.Module) -> None:
@@ -74,6 +76,8 @@ def _used_before_definition(e: s.Expr, consts: dict[str, float], declared: dict[
             stack.append(node.operand)
         elif isinstance(node, s.BinOp):
             stack += [node.right, node.left]
+        elif isinstance(node, s.Sum):
+            stack += [term for _, term in reversed(node.rest)] + [node.first]
 
 
 def _vector(v: s.Expr | s.Vector, n: int, scope: Scope, what: str) -> tuple[float, ...]:
@@ -101,14 +105,36 @@ def _names(names: tuple[s.Name, ...], n: int, what: str, span: Span, consts: dic
     return out
 
 
+def _check_shape(decl: s.NetworkDecl, dims: tuple[int, ...], span: Span | None, what: str, limit: int) -> None:
+    """Every dimension is at least 1 and the size at most `limit`, checked before anything
+    of that size is built (the size is multiplied out only up to the limit)."""
+    where = span or decl.span
+    if any(d < 1 for d in dims):
+        raise CheckError(f"every dimension must be at least 1, got {list(dims)}", where)
+    size = 1
+    for d in dims:
+        size *= d
+        if size > limit:
+            break
+    else:
+        return
+    exact = math.prod(dims) if len(dims) <= 32 else None  # each dimension has at most 100 digits
+    shown = f"{exact} {what}" if exact is not None and exact < 10**30 else f"more than 10**30 {what}"
+    name = f"MAX_{what.upper()}"
+    raise CheckError(
+        f"network {decl.name} has {shown}, more than {name} = {limit}: "
+        f"set the environment variable CERTSPEC_{name} to raise the limit",
+        where,
+    )
+
+
 class _NetworkBuilder:
     """Lowers one network declaration; keeps the scope its properties use."""
 
     def __init__(self, decl: s.NetworkDecl, consts: dict[str, float]) -> None:
         self.decl = decl
-        for dims in (decl.input_shape, decl.output_shape):
-            if any(d < 1 for d in dims) or math.prod(dims) > MAX_INPUTS:
-                raise CheckError(f"every dimension must be in 1..{MAX_INPUTS}, got {list(dims)}", decl.span)
+        _check_shape(decl, decl.input_shape, decl.input_span, "inputs", canon.size_limit("MAX_INPUTS", MAX_INPUTS))
+        _check_shape(decl, decl.output_shape, decl.output_span, "outputs", canon.size_limit("MAX_OUTPUTS", MAX_OUTPUTS))
         n, m = math.prod(decl.input_shape), math.prod(decl.output_shape)
         self.scope = Scope(consts, decl.name, n_inputs=n, n_outputs=m)
         clauses: dict[type, s.Clause] = {}
@@ -158,7 +184,7 @@ class _NetworkBuilder:
         if not isinstance(domain, s.Domain):
             return box
         for interval in domain.intervals:
-            for subject in interval_subjects(interval, self.scope):
+            for subject in () if every_input(interval) else interval_subjects(interval, self.scope):
                 if (
                     subject.kinds() != {"x"}
                     or len(subject.coeffs) != 1
@@ -234,12 +260,27 @@ class _Lowering:
         self.datasets = {i.name: Dataset(i.name, i.source) for i in module.items if isinstance(i, s.DatasetDecl)}
         self.properties: list[Property] = []
         self.module = module
+        self.coordinates = 0  # box coordinates held so far: a domain per network, a box per region part
+
+    def _hold(self, count: int, span: Span) -> None:
+        """Count `count` more box coordinates against MAX_COORDINATES (a file of 50 bytes per
+        property must not hold a box of millions of inputs per property beyond the limit)."""
+        limit = canon.size_limit("MAX_COORDINATES", canon.MAX_COORDINATES)
+        self.coordinates += count
+        if self.coordinates > limit:
+            raise CheckError(
+                f"the networks and regions of this file hold more than MAX_COORDINATES = {limit} box "
+                "coordinates in all (inputs times region parts): set the environment variable "
+                "CERTSPEC_MAX_COORDINATES to raise the limit",
+                span,
+            )
 
     def run(self) -> Spec:
         ens_names = {i.name for i in self.module.items if isinstance(i, s.EnsembleDecl)}
         for item in self.module.items:
             if isinstance(item, s.NetworkDecl):
                 builder = _NetworkBuilder(item, self.consts)
+                self._hold(builder.scope.n_inputs, item.input_span or item.span)
                 self.nets[item.name] = builder.build()
                 self.scopes[item.name] = builder.scope
         last_net: str | None = None
@@ -274,7 +315,7 @@ class _Lowering:
     def _property(self, decl: s.PropertyDecl, last_net: str | None) -> Property:
         target, net_name = self._target(decl, last_net)
         net, scope = self.nets[net_name], self.scopes[net_name]
-        everywhere = canon.region((RegionPart(Box.unbounded(net.n_inputs)),), net.domain)
+        everywhere = Region((RegionPart(net.domain),))  # the domain is not empty: its box is shared, not copied
         body = decl.body
         if isinstance(body, s.RobustBody):
             return Property(decl.name, target, everywhere, self._robust(body, net, scope), decl.description)
@@ -283,6 +324,7 @@ class _Lowering:
             region = canon.region(region_parts(body.when, scope, net), net.domain)
             if not region.parts:
                 raise CheckError(f"the region of property {decl.name} is empty in the domain of {net.name}", body.when.span)
+            self._hold(len(region.parts) * net.n_inputs, body.when.span)
         requirement = canon.ordering(requirement_dnf(body.require, scope, net))
         return Property(decl.name, target, region, requirement, decl.description)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import lark
@@ -88,10 +89,14 @@ class _Build(lark.Transformer[Token, Any]):
     def neg(self, c: list[Any]) -> s.Neg:
         return s.Neg(c[1], self._span(c))
 
-    def _binop(self, c: list[Any]) -> s.BinOp:
+    def mul(self, c: list[Any]) -> s.BinOp:
         return s.BinOp(str(c[1]), c[0], c[2], self._span(c))
 
-    add = sub = mul = _binop
+    def sum(self, c: list[Any]) -> s.Sum:
+        """product (op product)+, flat. A parenthesised sum stays a node of its own, in front
+        too: `(a + b) + c` nests (so 10,000 such parentheses are refused as too deep, in
+        linear time, where joining them into one sum would copy it at each level)."""
+        return s.Sum(c[0], tuple((str(c[i]), c[i + 1]) for i in range(1, len(c), 2)), self._span(c))
 
     def group(self, c: list[Any]) -> Any:
         return c[1]
@@ -140,9 +145,9 @@ class _Build(lark.Transformer[Token, Any]):
         return s.Not(c[1], self._span(c))
 
     # -- network clauses
-    def shape(self, c: list[Any]) -> tuple[int, ...]:
+    def shape(self, c: list[Any]) -> _Shape:
         # ints straight from the INT tokens: a float would round 2**53 + 1 and overflow on 400 digits
-        return tuple(self._int(t) for t in self._kept(c))
+        return _Shape(tuple(self._int(t) for t in self._kept(c)), self._span(c))
 
     def _names(self, c: list[Any]) -> tuple[s.Name, ...]:
         return tuple(s.Name(str(t), self._span([t])) for t in self._kept(c))
@@ -170,7 +175,9 @@ class _Build(lark.Transformer[Token, Any]):
 
     def network(self, c: list[Any]) -> s.NetworkDecl:
         name, shape_in, shape_out, *clauses = self._kept(c)
-        return s.NetworkDecl(str(name), shape_in, shape_out, tuple(clauses), self._span(c))
+        return s.NetworkDecl(
+            str(name), shape_in.dims, shape_out.dims, tuple(clauses), self._span(c), shape_in.span, shape_out.span
+        )
 
     # -- other declarations
     def const(self, c: list[Any]) -> s.ConstDecl:
@@ -230,6 +237,14 @@ class _Build(lark.Transformer[Token, Any]):
         if not c:
             return s.Module((), Span(self.source, 1, 1, 1, 1))
         return s.Module(tuple(c), self._span(c))
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """`real[...]` while the network is built: its dimensions and its span."""
+
+    dims: tuple[int, ...]
+    span: Span
 
 
 MAX_INT_DIGITS = 100
@@ -328,7 +343,7 @@ def _check_depth(module: s.Module) -> None:
                     "`not`s or parenthesised sub-expressions",
                     node.span,
                 )
-            stack.extend((v, depth + 1) for k, v in vars(node).items() if k != "span")
+            stack.extend((v, depth + 1) for v in vars(node).values() if not isinstance(v, Span))
 
 
 def _end_of_text(text: str) -> tuple[int, int]:

@@ -11,7 +11,7 @@ import math
 from spec import syntax as s
 from spec.parser import quote
 
-_EXPR_LEVEL = {"+": 1, "-": 1, "*": 2}
+_EXPR_LEVEL = {"*": 2}  # a Sum is level 1
 
 
 def number(value: float) -> str:
@@ -31,6 +31,9 @@ def expr(e: s.Expr, level: int = 0) -> str:
         return f"{e.base}[{'*' if e.index is None else e.index}]"
     if isinstance(e, s.Neg):
         text, mine = "-" + expr(e.operand, 3), 3
+    elif isinstance(e, s.Sum):
+        text = expr(e.first, 2) + "".join(f" {op} {expr(term, 2)}" for op, term in e.rest)  # a Sum term: (...)
+        mine = 1
     else:
         mine = _EXPR_LEVEL[e.op]
         text = f"{expr(e.left, mine)} {e.op} {expr(e.right, mine + 1)}"

@@ -48,13 +48,27 @@ class Neg:
 
 @dataclass(frozen=True)
 class BinOp:
-    op: str  # '+', '-' or '*'
+    op: str  # '*' (sums are `Sum`)
     left: Expr
     right: Expr
     span: Span = _span()
 
 
-Expr = Number | Name | Index | Neg | BinOp
+@dataclass(frozen=True)
+class Sum:
+    """`first op term op term ...`, read left to right; each op is '+' or '-'.
+
+    One n-ary node, so a sum of 784 inputs is one level of nesting, not 784. `rest` has at
+    least one term. A term that is itself a Sum was written in parentheses: `(a + b) - c`
+    and `a - (b + c)` nest, `a + b - c` does not.
+    """
+
+    first: Expr
+    rest: tuple[tuple[str, Expr], ...]
+    span: Span = _span()
+
+
+Expr = Number | Name | Index | Neg | BinOp | Sum
 
 
 @dataclass(frozen=True)
@@ -178,6 +192,8 @@ class NetworkDecl:
     output_shape: tuple[int, ...]
     clauses: tuple[Clause, ...] = ()
     span: Span = _span()
+    input_span: Span = _span()  # of `real[...]`, for errors about the shape
+    output_span: Span = _span()
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,21 @@ Atoms are built only by `canon.output_atom`/`canon.negate` and regions only by
 the canonical form of one lowered from a `.prop` file. DNF products are absorbed as they
 are built (a conjunction implied by a smaller one is dropped) to stay small.
 
-Numbers: each literal is read as the nearest double; arithmetic on them (`+`, `-`, `*`,
-`/`) is exact (rationals), and the final coefficients and bounds are rounded to doubles.
+Numbers: each literal is read exactly (a rational), arithmetic on them (`+`, `-`, `*`,
+`/`) is exact, and a one-variable bound is rounded inwards to the double bound that admits
+exactly the doubles the exact bound admits (`canon.double_bound`: a witness on a face
+written as `0.387254923582077` lies in the region as written); the coefficients and bound
+of a half-space over several inputs, and output constraints, are rounded to the nearest doubles.
 Export prints every number with `repr(float)`, so export then import is exact. Export
 writes `<` and `>` for strict comparisons (SMT-LIB allows them; VNN-LIB 1.0 files in the
 wild use only `<=` and `>=`) and `(assert false)` for a requirement that always holds.
 
-Read: `;` comments; `declare-const` of `X_0..X_{n-1}` and `Y_0..Y_{m-1}`, sort `Real`;
+Read: `;` comments (to the end of the line: lines end at `\n`, `\r\n` or `\r` only, and
+line numbers in errors count those); at most `MAX_DEPTH` levels of parentheses (deeper is a
+located error, not a RecursionError); `declare-const` of `X_0..X_{n-1}` and `Y_0..Y_{m-1}`, sort `Real`;
 `assert` over `and`, `or`, `not`, `true`, `false`, chains of `<= < >= > =`, and linear terms
-(`+`, unary and binary `-`, `*` and `/` by constants); `set-logic`, `set-info`,
+(`+`, unary and binary `-`, `*` and `/` by constants; an exact value of more than
+`_MAX_BITS` bits is refused); `set-logic`, `set-info`,
 `set-option`, `check-sat`, `get-model` and `exit` are ignored. A disjunction (or a single
 comparison) over both X and Y cannot be represented and is an error.
 """
@@ -31,6 +37,7 @@ comparison) over both X and Y cannot be represented and is an error.
 from __future__ import annotations
 
 import contextlib
+import decimal
 import math
 import itertools
 import re
@@ -44,7 +51,9 @@ from spec.errors import CheckError, Source, Span, VnnlibError
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _SYMBOL = re.compile(r"[A-Za-z~!@$%^&*_+=<>.?/-][A-Za-z0-9~!@$%^&*_+=<>.?/-]*")
-_TOKEN = re.compile(r";.*|[()]|[^\s();]+")
+_TOKEN = re.compile(r";.*|[()]|[^\s();]+")  # `.` stops only at "\n": lines are split first
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+MAX_DEPTH = 200  # levels of parentheses; the reader recurses once or twice per level
 _VARIABLE = re.compile(r"([XY])_(0|[1-9][0-9]*)")
 _IGNORED = frozenset({"set-logic", "set-info", "set-option", "check-sat", "get-model", "exit"})
 _COMMANDS = frozenset({"declare-const", "assert"}) | _IGNORED
@@ -74,8 +83,12 @@ _Expr = _Sym | _List
 
 
 def _tokens(source: Source) -> Iterator[_Sym]:
-    """Every token ('(', ')', a number or a symbol) with its span; comments dropped."""
-    for number, line in enumerate(source.text.splitlines(), start=1):
+    """Every token ('(', ')', a number or a symbol) with its span; comments dropped.
+
+    A `;` comment ends at the end of its line, and lines end at "\n", "\r\n" or "\r" only
+    (as in SMT-LIB): never at a form feed, "\x0b", "\x1c".."\x1e", "\x85", "\u2028" or
+    "\u2029" (str.splitlines breaks there, which would read the rest of a comment as code)."""
+    for number, line in enumerate(_LINE_BREAK.split(source.text), start=1):
         for m in _TOKEN.finditer(line):
             text, span = m.group(), Span(source, number, m.start() + 1, number, m.end() + 1)
             if text in ("(", ")") or _NUMBER.fullmatch(text) or _SYMBOL.fullmatch(text):
@@ -90,6 +103,8 @@ def _parse(source: Source) -> list[_Expr]:
     frames: list[list[_Expr]] = [[]]
     for tok in _tokens(source):
         if tok.text == "(":
+            if len(opens) == MAX_DEPTH:
+                raise VnnlibError(f"this is nested too deeply: more than {MAX_DEPTH} levels of parentheses", tok.span)
             opens.append(tok.span)
             frames.append([])
         elif tok.text == ")":
@@ -162,6 +177,19 @@ def _scale(a: _Lin, k: Fraction) -> _Lin:
     return {v: q * k for v, q in a[0].items()}, a[1] * k
 
 
+_MAX_BITS = 20_000  # of the numerator or the denominator of an exact value computed in a term
+
+
+def _sized(q: Fraction, e: _Expr) -> Fraction:
+    """`q`, unless its exact value has grown past `_MAX_BITS` (a product of 40,000 factors
+    `1.0000001` would make every later step cost more than the whole file)."""
+    if q.numerator.bit_length() > _MAX_BITS or q.denominator.bit_length() > _MAX_BITS:
+        raise VnnlibError(
+            f"the exact value of this term needs more than {_MAX_BITS} bits: use fewer factors, divisors or terms", e.span
+        )
+    return q
+
+
 def _arity(head: _Sym, args: tuple[_Expr, ...], least: int, exact: bool = False) -> None:
     if len(args) < least or (exact and len(args) > least):
         want = str(least) if exact else f"at least {least}"
@@ -228,10 +256,7 @@ class _Reader:
 
     def term(self, e: _Expr) -> _Lin:
         if isinstance(e, _Sym) and _NUMBER.fullmatch(e.text):
-            value = float(e.text)
-            if abs(value) == float("inf"):
-                raise VnnlibError(f"number {e.text} is out of the range of a double", e.span)
-            return {}, Fraction(value)
+            return {}, _exact_number(e)
         if isinstance(e, _Sym):
             m = _VARIABLE.fullmatch(e.text)
             if e.text not in self.declared or m is None:
@@ -242,14 +267,22 @@ class _Reader:
         op, out = head.text, self.term(args[0])
         if op == "-" and len(args) == 1:
             return _scale(out, Fraction(-1))
+        if op in ("+", "-"):  # summed in place: linear in the number of terms
+            coeffs, const, sign = dict(out[0]), out[1], 1 if op == "+" else -1
+            for arg in args[1:]:
+                t = self.term(arg)
+                for v, q in t[0].items():
+                    coeffs[v] = _sized(coeffs.get(v, Fraction(0)) + sign * q, arg)
+                const = _sized(const + sign * t[1], arg)
+            return coeffs, const
         for arg in args[1:]:
             t = self.term(arg)
-            if op in ("+", "-"):
-                out = _add(out, t, 1 if op == "+" else -1)
-            elif (op == "/" and (t[0] or t[1] == 0)) or (op == "*" and out[0] and t[0]):
+            if (op == "/" and (t[0] or t[1] == 0)) or (op == "*" and out[0] and t[0]):
                 raise VnnlibError("not linear: multiply by constants and divide by nonzero constants only", arg.span)
             else:
                 out = _scale(out, 1 / t[1]) if op == "/" else _scale(t, out[1]) if t[0] else _scale(out, t[1])
+            for q in (out[1], *out[0].values()):
+                _sized(q, arg)
         return out
 
     def count(self, kind: str) -> int:
@@ -264,11 +297,42 @@ class _Reader:
 # ---------------------------------------------------------------- to the IR
 
 
+_MAX_DIGITS = 1000  # a longer literal is refused (an exact decimal of it would cost more than it can mean)
+
+
+def _exact_number(e: _Sym) -> Fraction:
+    """The literal's exact value (a 15-digit decimal is not the double nearest to it).
+
+    Refused: a literal outside the double range, a nonzero literal below the smallest
+    double (its exact value would be a huge fraction, and no double tells it from 0), and
+    literals of more than `_MAX_DIGITS` characters."""
+    if len(e.text) > _MAX_DIGITS:
+        raise VnnlibError(f"number literal of {len(e.text)} characters: at most {_MAX_DIGITS} are read", e.span)
+    value = float(e.text)
+    if math.isinf(value):
+        raise VnnlibError(f"number {e.text} is out of the range of a double", e.span)
+    if value == 0.0:
+        mantissa = e.text.lower().split("e")[0]
+        if any(ch in "123456789" for ch in mantissa):
+            raise VnnlibError(f"number {e.text} is below the smallest double (about 4.9e-324): write 0", e.span)
+        return Fraction(0)
+    return Fraction(e.text)
+
+
 def _floats(c: _Cmp) -> tuple[dict[int, float], float]:
     try:
         return {v[1]: float(q) for v, q in c.coeffs}, float(c.bound)
     except OverflowError:
         raise VnnlibError("a coefficient or bound is out of the range of a double", c.span) from None
+
+
+def _input_bound(c: _Cmp) -> canon.Bound | ir.HalfSpace | bool:
+    """An input constraint with its numbers exact: a one-variable bound admits exactly the
+    doubles the file's decimal admits (`canon.double_bound`), so a witness on a face written
+    as a 15-digit decimal lies in the region as written, not an ulp outside it."""
+    if len(c.coeffs) > 1:
+        _floats(c)  # the half-space's doubles must exist
+    return canon.input_bound({v[1]: q for v, q in c.coeffs}, c.bound, c.strict)
 
 
 @contextlib.contextmanager
@@ -282,7 +346,9 @@ def _at(span: Span) -> Iterator[None]:
 
 def _output_dnf(c: _Cond) -> canon.Dnf:
     if isinstance(c, _Cmp):
-        return canon.dnf_of(canon.output_atom(*_floats(c), c.strict))
+        if len(c.coeffs) != 1:
+            _floats(c)  # the doubles of a several-term atom must exist
+        return canon.dnf_of(canon.output_atom({v[1]: q for v, q in c.coeffs}, c.bound, c.strict))
     parts = [_output_dnf(x) for x in c.items]
     return canon.dnf_all(parts) if c.is_and else canon.dnf_any(parts)
 
@@ -290,8 +356,10 @@ def _output_dnf(c: _Cond) -> canon.Dnf:
 def _input_parts(c: _Cond, n: int) -> tuple[ir.RegionPart, ...]:
     everything = (ir.RegionPart(ir.Box.unbounded(n)),)
     if isinstance(c, _Cmp):
-        part = canon.input_constraint(*_floats(c), c.strict, n)
-        return (part,) if isinstance(part, ir.RegionPart) else everything if part else ()
+        b = _input_bound(c)
+        if isinstance(b, bool):
+            return everything if b else ()
+        return (canon.bound_part(b, n),)
     out: tuple[ir.RegionPart, ...] = everything if c.is_and else ()
     for x in c.items:
         out = canon.region_and(out, _input_parts(x, n)) if c.is_and else canon.region_or(out, _input_parts(x, n))
@@ -303,7 +371,7 @@ def _bounds_box(bounds: list[_Cmp], n: int) -> tuple[ir.RegionPart, ...]:
     (linear, not quadratic, in the number of inputs)."""
     lower, upper, ls, us = [-math.inf] * n, [math.inf] * n, [False] * n, [False] * n
     for c in bounds:
-        b = canon.input_bound(*_floats(c), c.strict)
+        b = _input_bound(c)
         if b is False:
             return ()
         if isinstance(b, tuple):
@@ -357,7 +425,7 @@ def load_vnnlib(text: str, name: str = "<vnnlib>", *, network: ir.Network | None
     Returns:
         The validated Spec. Raises VnnlibError for anything that cannot be read.
     """
-    source = Source(name, text)
+    source = Source(name, text, cr_ends_lines=True)
     reader = _Reader()
     for e in _parse(source):
         reader.command(e)
@@ -391,9 +459,9 @@ def read_vnnlib(path: str | Path, *, network: ir.Network | None = None) -> ir.Sp
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        before = data[: err.start]
-        line, col = before.count(b"\n") + 1, len(before[before.rfind(b"\n") + 1 :].decode(errors="replace")) + 1
-        span = Span(Source(str(path), data.decode(errors="replace")), line, col, line, col + 1)
+        lines = _LINE_BREAK.split(data[: err.start].decode())  # lines as _tokens counts them
+        line, col = len(lines), len(lines[-1]) + 1
+        span = Span(Source(str(path), data.decode(errors="replace"), cr_ends_lines=True), line, col, line, col + 1)
         raise VnnlibError(f"invalid UTF-8 byte 0x{data[err.start]:02x}", span) from None
     return load_vnnlib(text, str(path), network=network)
 
@@ -403,6 +471,30 @@ def read_vnnlib(path: str | Path, *, network: ir.Network | None = None) -> ir.Sp
 
 def _num(value: float) -> str:
     return repr(float(value))
+
+
+def _bound(value: float, is_upper: bool, strict: bool) -> str:
+    """A decimal for a one-variable bound that reads back (exactly, `_exact_number`) as the
+    same double bound: `repr` when it is exact, else for a non-strict bound the shortest
+    decimal that rounds inwards to `value` (in [value, next double) for an upper bound), and
+    for a strict one the double's exact decimal (a strict side stays strict only at a double)."""
+    text = repr(float(value))
+    if Fraction(text) == Fraction(value):
+        return text
+    exact = decimal.Decimal(value)
+    if not strict:
+        away = math.nextafter(value, math.inf if is_upper else -math.inf)
+        rounding = decimal.ROUND_CEILING if is_upper else decimal.ROUND_FLOOR
+        for digits in range(1, 40):
+            q = decimal.Context(prec=digits, rounding=rounding).plus(exact)
+            if (Fraction(q) < Fraction(away)) if is_upper else (Fraction(q) > Fraction(away)):
+                return _decimal_text(q)
+    return _decimal_text(exact)
+
+
+def _decimal_text(q: decimal.Decimal) -> str:
+    text = format(q, "f") if -30 <= q.adjusted() <= 30 else format(q, "e")
+    return text
 
 
 def _terms(coeffs: tuple[tuple[int, float], ...], var: str) -> str:
@@ -416,7 +508,9 @@ def _violated(a: ir.Atom) -> str:
     if isinstance(a, ir.Order):  # not(y[hi] > y[lo]) is y[hi] <= y[lo]
         return f"({op} Y_{a.hi} Y_{a.lo})"
     if len(a.coeffs) == 1 and a.coeffs[0][1] == -1.0:  # not(-y[i] < b) is y[i] <= -b
-        return f"({'<=' if a.strict else '<'} Y_{a.coeffs[0][0]} {_num(0.0 - a.bound)})"
+        return f"({'<=' if a.strict else '<'} Y_{a.coeffs[0][0]} {_bound(0.0 - a.bound, True, not a.strict)})"
+    if len(a.coeffs) == 1:  # not(y[i] < b) is y[i] >= b
+        return f"({op} Y_{a.coeffs[0][0]} {_bound(a.bound, False, not a.strict)})"
     return f"({op} {_terms(a.coeffs, 'Y')} {_num(a.bound)})"
 
 
@@ -424,9 +518,9 @@ def _part_conditions(part: ir.RegionPart) -> list[str]:
     b, out = part.box, []
     for i in range(len(b.lower)):
         if b.lower[i] != -float("inf"):
-            out.append(f"({'>' if b.lower_strict[i] else '>='} X_{i} {_num(b.lower[i])})")
+            out.append(f"({'>' if b.lower_strict[i] else '>='} X_{i} {_bound(b.lower[i], False, b.lower_strict[i])})")
         if b.upper[i] != float("inf"):
-            out.append(f"({'<' if b.upper_strict[i] else '<='} X_{i} {_num(b.upper[i])})")
+            out.append(f"({'<' if b.upper_strict[i] else '<='} X_{i} {_bound(b.upper[i], True, b.upper_strict[i])})")
     return out + [f"({'<' if h.strict else '<='} {_terms(h.coeffs, 'X')} {_num(h.bound)})" for h in part.halfspaces]
 
 

@@ -107,17 +107,30 @@ def expected_values(y: torch.Tensor, out: torch.Tensor, decide: ir.Decide) -> to
     """The scores a re-ranking must give: y's sorted values in out's order, shifted to strict steps.
 
     Labels with equal output scores are read as a tie block (they keep the block's first value).
+    Each step goes down to the next float below the one before (when the value is not already
+    lower), but finite values stay finite: no position goes below the float that leaves one
+    finite float for each strict step after it (counted up from the most negative finite float).
     Uses torch.nextafter, not the guard's arithmetic.
     """
     s, t = (y, out) if decide is ir.Decide.ARGMAX else (-y, -out)
     values = torch.sort(s, descending=True).values
     order = sorted(range(len(t)), key=lambda i: (-float(t[i]), i))
-    w = [values[0]]
+    strict = [k > 0 and bool(t[order[k]] != t[order[k - 1]]) for k in range(len(order))]
+    down = torch.tensor(-math.inf, dtype=s.dtype)
+    up = torch.tensor(math.inf, dtype=s.dtype)
+
+    def floor(k: int) -> torch.Tensor:
+        value = torch.tensor(torch.finfo(s.dtype).min, dtype=s.dtype)
+        for _ in range(sum(strict[k + 1:])):
+            value = torch.nextafter(value, up)
+        return value
+
+    w = [torch.maximum(values[0], floor(0))]
     for k in range(1, len(order)):
-        if t[order[k]] == t[order[k - 1]]:
+        if not strict[k]:
             w.append(w[-1])
         else:
-            w.append(torch.minimum(values[k], torch.nextafter(w[-1], torch.tensor(-math.inf, dtype=w[-1].dtype))))
+            w.append(torch.maximum(torch.minimum(values[k], torch.nextafter(w[-1], down)), floor(k)))
     result = torch.empty_like(s)
     for k, label in enumerate(order):
         result[label] = w[k]

@@ -40,7 +40,8 @@ exprs = st.recursive(
     st.one_of(numbers, name_exprs, indices),
     lambda inner: st.one_of(
         st.builds(s.Neg, inner),
-        st.builds(s.BinOp, st.sampled_from(["+", "-", "*"]), inner, inner),
+        st.builds(s.BinOp, st.just("*"), inner, inner),
+        st.builds(s.Sum, inner, st.lists(st.tuples(st.sampled_from(["+", "-"]), inner), min_size=1, max_size=4).map(tuple)),
     ),
     max_leaves=8,
 )

@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -332,24 +333,26 @@ def test_malformed_checkpoints_are_model_errors(data: object, message: str, tmp_
 
 
 def test_a_counterexample_in_exact_arithmetic_only_is_in_the_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """y0 = 3 x ties y1 = 1 at x = 1/3 only; the region holds no float32 number: UNKNOWN,
-    exit status 3, and the exact point in `exact_witness` (JSON) and in the reason (text)."""
-    prop = tmp_path / "third.prop"
-    prop.write_text("network n : real[1] -> real[2]\n  domain x[*] in [0, 1]\n"
-                    "property p:\n  when x[0] in [0.33333332, 0.33333334]\n  require y[0] > y[1] or y[1] > y[0]\n")
+    """y0 = 0.75 x ties y1 = c (a float32) only at x = c / 0.75, strictly between the region's two float32
+    numbers (its ends), where fl(0.75 x) falls on either side of c: UNKNOWN, exit status 3, and the exact
+    point in `exact_witness` (JSON) and in the reason (text). (See test_verify's twin.)"""
+    prop = tmp_path / "tie.prop"
+    prop.write_text("network n : real[1] -> real[2]\n  domain x[*] in [0, 2]\n"
+                    "property p:\n  when x[0] in [1.2000001668930054, 1.200000286102295]\n"
+                    "  require y[0] > y[1] or y[1] > y[0]\n")
     layer = nn.Linear(1, 2)
     with torch.no_grad():
-        layer.weight.copy_(torch.tensor([[3.0], [0.0]]))
-        layer.bias.copy_(torch.tensor([0.0, 1.0]))
-    model = tmp_path / "third.pt"
+        layer.weight.copy_(torch.tensor([[0.75], [0.0]]))
+        layer.bias.copy_(torch.tensor([0.0, 0.9000001549720764]))
+    model = tmp_path / "tie.pt"
     save_model(nn.Sequential(layer), (1,), model)
     code, results = verify_json(capsys, str(prop), "--model", f"n={model}")
     assert code == 3
     assert results[0]["status"] == "UNKNOWN"
-    assert results[0]["exact_witness"] == ["1/3"]
+    assert results[0]["exact_witness"] == ["15099497/12582912"]
     assert results[0]["witness"] is None
     assert main(["verify", str(prop), "--model", f"n={model}", "--timeout", TIMEOUT]) == 3
-    assert "x = (1/3)" in capsys.readouterr().out
+    assert "x = (15099497/12582912)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("method", ["gloro", "fgp"])
@@ -364,3 +367,99 @@ def test_certify_names_the_network_without_a_model(tmp_path: Path, method: str,
     save_model(nn.Sequential(nn.Linear(2, 2)), (2,), model)
     assert main(["certify", str(prop), "--model", f"a={model}", "--method", method]) == 2
     assert "property rb is about network b, which has no model: give --model b=PATH" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- checkpoints: format and sizes before tensors
+
+
+def _deflated(source: Path, target: Path) -> None:
+    """The archive of `source`, every entry deflated (torch.load reads such archives, and inflates them)."""
+    with zipfile.ZipFile(source) as archive:
+        entries = [(info.filename, archive.read(info.filename)) for info in archive.infolist()]
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries:
+            archive.writestr(name, data)
+
+
+def test_a_checkpoint_that_inflates_past_the_limit_is_refused_before_torch_reads_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 1 MB deflated checkpoint inflated to 1.3 GB before its format was checked: the zip's entries are
+    read first; here a 12 KB file that inflates to 4 MB against a limit of 1 MB."""
+    plain, small = tmp_path / "plain.pt", tmp_path / "small.pt"
+    zeros = nn.Linear(1000, 1000)
+    nn.init.zeros_(zeros.weight)
+    save_model(nn.Sequential(zeros), (1000,), plain)
+    _deflated(plain, small)
+    assert small.stat().st_size < 100_000
+    assert load_model(small)(torch.zeros(1, 1000)).shape == (1, 1000)  # within the default limit: it loads
+    monkeypatch.setenv("CERTSPEC_MAX_MODEL_BYTES", str(1 << 20))
+
+    def not_read(*args: object, **kwargs: object) -> None:
+        raise AssertionError("torch.load ran before the archive was checked")
+
+    monkeypatch.setattr(torch, "load", not_read)
+    with pytest.raises(ModelError) as info:
+        load_model(small)
+    assert re.fullmatch(rf"{re.escape(str(small))}: the archive \(\d+ entries, [\d,]+ bytes\) has [\d,]+ bytes once "
+                        r"inflated, more than the limit of 1,048,576 \(CERTSPEC_MAX_MODEL_BYTES; set that environment "
+                        r"variable to raise it\)", str(info.value))
+
+
+def test_older_checkpoint_formats_are_refused_unread(tmp_path: Path) -> None:
+    """torch's pre-zip format allocates the storages its pickle declares before reading them: refused."""
+    legacy = tmp_path / "legacy.pt"
+    layer = nn.Linear(2, 2)
+    torch.save({"input_shape": [2], "layers": [["linear", 2, 2]], "state_dict": dict(layer.state_dict())}, legacy,
+               _use_new_zipfile_serialization=False)
+    with pytest.raises(ModelError, match=r"legacy\.pt: not a torch checkpoint in the zip format torch\.save writes"):
+        load_model(legacy)
+
+
+@pytest.mark.parametrize(
+    ("layers", "state", "message"),
+    [  # weights that are views of one float (stride 0), as a pickle can write them: 4 bytes on disk
+        ([["linear", 2000, 1000]], {"0.weight": (1000, 2000), "0.bias": (1000,)},
+         "state_dict['0.weight'] (shape [1000, 2000]) has 2,000,000 values"),
+        ([["linear", 900, 900], ["relu"], ["linear", 900, 900]],
+         {"0.weight": (900, 900), "0.bias": (900,), "2.weight": (900, 900), "2.bias": (900,)},
+         "the model's 4 weight tensors has 1,621,800 values"),
+        ([["conv2d", 1, 1, 1, 1, 1000], ["flatten"]], {"0.weight": (1, 1, 1, 1), "0.bias": (1,)},
+         "layer 0's output for one input (shape [1, 2001, 2001]) has 4,004,001 values"),
+    ],
+)
+def test_declared_sizes_past_the_element_limit_are_refused_before_allocation(
+        layers: list[list[object]], state: dict[str, tuple[int, ...]], message: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tiny checkpoint may declare a 10^5 x 10^5 layer (its weight a stride-0 view of one float), or a
+    padding of 10^5 on a 1 x 1 image: refused against CERTSPEC_MAX_ELEMENTS (lowered here to 10^6) before
+    any tensor is converted, copied or run."""
+    path = tmp_path / "huge.pt"
+    shape = [1, 1, 1] if layers[0][0] == "conv2d" else [layers[0][1]]
+    torch.save({"input_shape": shape, "layers": layers,
+                "state_dict": {k: torch.zeros(1).expand(*v) for k, v in state.items()}}, path)
+    assert path.stat().st_size < 10_000
+    monkeypatch.setenv("CERTSPEC_MAX_ELEMENTS", "1000000")
+    with pytest.raises(ModelError) as info:
+        load_model(path)
+    assert str(info.value) == (f"{path}: {message}, more than the limit of 1,000,000 (CERTSPEC_MAX_ELEMENTS; set "
+                               "that environment variable to raise it)")
+    monkeypatch.setenv("CERTSPEC_MAX_ELEMENTS", "10000000")
+    assert load_model(path) is not None  # a larger limit lets it load
+
+
+def test_layer_lists_and_shared_references_past_the_limits_are_refused(tmp_path: Path) -> None:
+    """A pickle repeats one object by reference: 20,000 layers cost a few bytes each in the file."""
+    many = tmp_path / "many.pt"
+    relu = ["relu"]
+    torch.save({"input_shape": [2], "layers": [relu] * 20_000, "state_dict": {}}, many)
+    with pytest.raises(ModelError, match=r"the layer list has 20,000 layers, more than the limit of 10,000 "
+                                         r"\(CERTSPEC_MAX_LAYERS;"):
+        load_model(many)
+    nested: list[object] = [0]
+    for _ in range(24):  # 2**24 leaves from 24 lists, each holding the one before twice
+        nested = [nested, nested]
+    bomb = tmp_path / "bomb.pt"
+    torch.save({"input_shape": [2], "layers": [["relu"]], "state_dict": {}, "extra": nested}, bomb)
+    assert bomb.stat().st_size < 10_000
+    with pytest.raises(ModelError, match=r"bomb\.pt: the checkpoint's data holds more than 1,048,576 values"):
+        load_model(bomb)

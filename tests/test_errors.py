@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import spec
-from spec.errors import ParseError, SpecError
+from spec.errors import ParseError, Source, Span, SpecError
 from spec.parser import decode
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "errors"
@@ -56,3 +56,28 @@ def test_syntax_cases_are_parse_errors() -> None:
     for case in CASES:
         if case.startswith("syntax_") or case == "invalid_utf8":
             assert isinstance(_error(case), ParseError), case
+
+
+# ---------------------------------------------------------------- escape sequences from the file
+
+
+def test_control_characters_in_the_line_are_escaped_and_the_caret_stays_under_the_span() -> None:
+    src = Source("f.prop", "a\x1b[2J\tb \u202ec = \x07\x9b!\nnext")
+    err = ParseError("bad", Span(src, 1, 14, 1, 16))  # `\x07\x9b`
+    shown = "a\\x1b[2J\tb \\u202ec = \\x07\\x9b!"
+    assert str(err) == "f.prop:1:14: bad\n" + shown + "\n" + " " * 8 + "\t" + " " * 12 + "^" + "~" * 7
+    assert "\x1b" not in str(err) and "\u202e" not in str(err)
+
+
+def test_the_message_and_the_file_name_are_escaped() -> None:
+    err = ParseError("unexpected 'x\x1b]0;title\x07'", Span(Source("a\x1b[31m.prop", "x\n"), 1, 1, 1, 2))
+    assert str(err) == "a\\x1b[31m.prop:1:1: unexpected 'x\\x1b]0;title\\x07'\nx\n^"
+    assert str(SpecError("no span \x1b[2J\nsecond line")) == "no span \\x1b[2J\nsecond line"
+
+
+def test_a_carriage_return_ends_a_line_only_where_the_reader_says_so() -> None:
+    text = "one\rtwo\r\nthree\x0cstill three\nfour"
+    assert [Source("v", text, cr_ends_lines=True).line(k) for k in (1, 2, 3, 4)] == [
+        "one", "two", "three\x0cstill three", "four"
+    ]
+    assert [Source("p", text).line(k) for k in (1, 2, 3)] == ["one\rtwo", "three\x0cstill three", "four"]

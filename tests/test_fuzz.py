@@ -360,7 +360,7 @@ NET = "network n : real[2] -> real[2]\n"
         pytest.param(NET + "property p: require " + "(" * DEPTH + "y[0] > 1" + ")" * DEPTH + " or y[1] > 1" * DEPTH,
                      id="ors"),
         pytest.param(NET + "property p: when " + " and ".join(["x[0] > 1"] * DEPTH) + " require y[0] > 1", id="ands"),
-        pytest.param(NET + "property p: require y[0] > " + " - ".join(["y[1]"] * DEPTH), id="long-difference"),
+        # a long sum or difference is one n-ary node, not deep: tests/test_parse_hostile.py
         pytest.param(NET + "property p: require y[0] > " + " * ".join(["2"] * DEPTH), id="long-product"),
     ],
 )

@@ -123,6 +123,43 @@ def test_wrong_shapes_name_the_shape() -> None:
         layer(torch.zeros(3, 2, dtype=torch.long), torch.zeros(3, 4))
 
 
+@pytest.mark.parametrize("engine", ["table", "greedy"])
+def test_wrong_types_dtypes_and_devices_are_usage_errors(engine: str) -> None:
+    """Not tensors, float8, tensors on another device (meta stands in for a GPU): UsageError saying what is
+    expected, from the layer and from a guarded model (before the model runs), never a torch error."""
+    region = ir.Region((ir.RegionPart(ir.Box((0.0, 0.0), (1.0, 1.0), (False, False), (False, False)),
+                                      (ir.HalfSpace(((0, 1.0),), 0.5, False),), (0, 1)),))
+    layer = compile_layer([prop("p", (ir.Order(1, 0, True),), region=region)], net(), GuardOptions(engine=engine))
+    x, y = torch.zeros(3, 2), torch.tensor([[1.0, 2.0, 0.0, 0.0]] * 3)
+    cases: list[tuple[object, object, str]] = [
+        ([[0.0, 0.0]] * 3, y, r"inputs as a torch\.Tensor of shape \(batch, 2\), got list"),
+        (np.zeros((3, 2)), y, r"inputs as a torch\.Tensor of shape \(batch, 2\), got ndarray"),
+        (x, y.numpy(), r"scores as a torch\.Tensor of shape \(batch, 4\), got ndarray"),
+        (x.to(torch.float8_e4m3fn), y, r"inputs of dtype torch\.float32, .* got torch\.float8_e4m3fn"),
+        (x, y.to(torch.float8_e5m2), r"scores of dtype torch\.float32, .* got torch\.float8_e5m2"),
+        (x.to("meta"), y.to("meta"), r"the inputs are on meta, the guard on cpu: move them with x\.to\('cpu'\)"),
+        (x, y.to("meta"), r"the scores are on meta, the guard on cpu: move them with y\.to\('cpu'\)"),
+    ]
+    for xs, ys, message in cases:
+        for call in (layer, layer.explain, layer.active):
+            with pytest.raises(UsageError, match=message):
+                call(xs, ys)
+    for ys, message in ((y.numpy(), "got ndarray"), (y[0], r"shape \(batch, 4\), got torch\.float32 \[4\]"),
+                        (y.to("meta"), "the scores are on meta")):
+        with pytest.raises(UsageError, match=message):
+            layer.satisfied(ys)  # type: ignore[arg-type]
+    guarded = compile_guard(layer.properties, torch.nn.Linear(2, 4), net())
+    for bad, message in ((x.to("meta"), "the inputs are on meta"), (x.double()[:, :1], r"got torch\.float64 \[3, 1\]"),
+                         (x.to(torch.float8_e4m3fn), "got torch.float8_e4m3fn"), ([[0.0, 0.0]], "got list")):
+        with pytest.raises(UsageError, match=message):
+            guarded(bad)
+        with pytest.raises(UsageError, match=message):
+            guarded.predict(bad)
+    for dtype in (torch.float16, torch.bfloat16, torch.float64):  # every float dtype the shift is exact in
+        out = layer(x.to(dtype), y.to(dtype))
+        assert out.dtype == dtype and out.shape == (3, 5)
+
+
 # ---------------------------------------------------------------- flags
 
 

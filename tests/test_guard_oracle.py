@@ -23,6 +23,11 @@ from spec import ir
 
 GRID = (-1.0, -0.5, 0.0, 0.5, 1.0)
 N_INPUTS = 2
+F32 = torch.finfo(torch.float32)
+SUBNORMAL = F32.smallest_normal * F32.eps  # the smallest positive float32, 2**-149
+# the ends of the float32 range: the largest floats, their neighbours, the smallest subnormals
+EXTREMES = (F32.max, -F32.max, float(np.nextafter(np.float32(F32.max), np.float32(0))),
+            float(np.nextafter(np.float32(-F32.max), np.float32(0))), SUBNORMAL, -SUBNORMAL, 2 * SUBNORMAL, -0.0)
 
 
 def network(m: int, decide: ir.Decide) -> ir.Network:
@@ -80,7 +85,7 @@ def cases(draw: st.DrawFn) -> tuple[list[ir.Property], ir.Network, torch.Tensor,
     batch = draw(st.integers(1, 12))
     x = torch.tensor(draw(st.lists(st.lists(st.sampled_from(GRID), min_size=2, max_size=2), min_size=batch,
                                    max_size=batch)), dtype=torch.float32)
-    value = st.sampled_from((-1.0, 0.0, 0.5, 1.0, 2.0)) | st.floats(-4, 4, width=32)
+    value = st.sampled_from((-1.0, 0.0, 0.5, 1.0, 2.0)) | st.floats(-4, 4, width=32) | st.sampled_from(EXTREMES)
     y = torch.tensor(draw(st.lists(st.lists(value, min_size=m, max_size=m), min_size=batch, max_size=batch)),
                      dtype=torch.float32)
     return props, net, x, y
@@ -115,6 +120,7 @@ def check_one(props: list[ir.Property], net: ir.Network, y: torch.Tensor, out: t
     finite = bool(torch.isfinite(y).all())
     assert reason == Reason.RERANKED, (reason, y, reqs)
     assert finite
+    assert bool(torch.isfinite(out).all()), (y, out)  # finite scores stay finite, at the ends of the range too
     assert all(bool(semantics.holds(r, out[None])[0]) for r in rows)  # safe, by the exact semantics
     assert torch.equal(out, expected_values(y, out, net.decide))  # a permutation plus the minimal shift
     top = int(semantics.decision(y[None], net.decide)[0])
@@ -145,3 +151,31 @@ def test_guard_matches_the_oracle(engine: str,
     for b in range(x.shape[0]):
         check_one(kept, net, y[b], result.scores[b], int(result.reason[b]), active[b])
     np.testing.assert_array_equal(result.original.numpy(), y.numpy())
+
+
+def _extreme_rows(dtype: torch.dtype) -> list[list[float]]:
+    info = torch.finfo(dtype)
+    tiny = info.smallest_normal * info.eps
+    big, low = info.max, -info.max
+    return [[big] * 5, [low] * 5, [big, big, 1.0, low, low], [low, low, low, low, big], [big, low] * 2 + [big],
+            [tiny] * 5, [-tiny] * 5, [tiny, -tiny, 0.0, -0.0, tiny], [big, tiny, low, -tiny, 0.0],
+            [low, low, tiny, tiny, 0.0]]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("decide", list(ir.Decide))
+@pytest.mark.parametrize("engine", ["table", "greedy"])
+def test_extreme_scores_rerank_to_finite_strict_scores(engine: str, decide: ir.Decide, dtype: torch.dtype) -> None:
+    """Scores at FLT_MAX / -FLT_MAX (and DBL_MAX), subnormals and mixes: a strict ranking exists, so the
+    output is strict and finite (before, [FLT_MAX] * 5 under argmin became ties at +inf)."""
+    net = network(5, decide)
+    everywhere = ir.Region((ir.RegionPart(ir.Box.unbounded(N_INPUTS)),))
+    reqs = [ir.Ordering(((ir.Order(1, 0, True),),)), ir.Ordering(((ir.Order(4, 2, False), ir.Order(3, 4, True)),))]
+    props = [ir.Property(f"p{k}", "net", everywhere, r) for k, r in enumerate(reqs)]
+    layer = compile_layer(props, net, GuardOptions(engine=engine))
+    y = torch.tensor(_extreme_rows(dtype), dtype=dtype)
+    x = torch.zeros(y.shape[0], N_INPUTS, dtype=dtype)
+    result = layer.explain(x, y)
+    assert result.scores.dtype == dtype and bool(torch.isfinite(result.scores).all()), result.scores
+    for b in range(y.shape[0]):
+        check_one(props, net, y[b], result.scores[b], int(result.reason[b]), result.active[b])

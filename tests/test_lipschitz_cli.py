@@ -71,3 +71,31 @@ def test_plot(tmp_path: Path) -> None:
     assert main(["certify", DIGITS, "--model", str(MODEL), "--property", "robust_digits", "--plot",
                  str(tmp_path / "v.png")]) == 0
     assert (tmp_path / "v.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    ("shape", "layers", "message"),
+    [
+        ([2000], [["linear", 2000, 1000]], "layer 0 (linear)'s weights has 2,000,000 values"),
+        ([1000], [["chord", 1000, 1000, 0.001], ["linear", 1000, 2]],  # its weight, and the Gram matrix it factors
+         "layer 0 (chord)'s weights has 2,000,000 values"),
+        ([1, 1, 1], [["conv2d", 1, 1, 1, 1, 1000], ["flatten"], ["linear", 4004001, 2]],
+         "layer 0 (conv2d)'s output for one input (shape [1, 2001, 2001]) has 4,004,001 values"),
+        ([1, 1, 1], [["liresnet", 800, 1, "relu"], ["flatten"], ["linear", 800, 2]],
+         "layer 0 (liresnet)'s weights has 1,280,000 values"),
+        ([1000, 1000, 2], [["flatten"], ["linear", 2000000, 2]], "input_shape [1000, 1000, 2] has 2,000,000 values"),
+    ],
+)
+def test_lipschitz_checkpoint_sizes_are_checked_before_the_layers_are_built(
+        shape: list[int], layers: list[list[object]], message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building a layer allocates its weights (and the network runs once on a sample): a tiny description of
+    a huge layer is refused against CERTSPEC_MAX_ELEMENTS (lowered here to 10^6) before anything is built."""
+    monkeypatch.setenv("CERTSPEC_MAX_ELEMENTS", "1000000")
+    data = {"format": FORMAT, "input_shape": shape, "layers": layers, "state_dict": {}}
+    with pytest.raises(ModelError) as info:
+        build(data)
+    assert str(info.value) == (f"{message}, more than the limit of 1,000,000 (CERTSPEC_MAX_ELEMENTS; set that "
+                               "environment variable to raise it)")
+    data["layers"] = [["relu"]] * 10_001
+    with pytest.raises(ModelError, match=r"10,001 layers, more than the limit of 10,000 \(CERTSPEC_MAX_LAYERS"):
+        build(data)

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import subprocess
+import sys
+import time
+import tracemalloc
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import spec
-from spec import ir
-from spec.errors import IRError
+from spec import canon, ir
+from spec.errors import CheckError, IRError, UsageError
 
 NET = """
 network n : real[3] -> real[4]
@@ -172,3 +177,123 @@ def test_box_intersection_keeps_strict_sides() -> None:
     assert ir.Box((1.0,), (1.0,), (True,), (False,)).is_empty()
     assert not ir.Box((1.0,), (1.0,), (False,), (False,)).is_empty()
     assert math.isinf(ir.Box.unbounded(1).upper[0])
+
+
+# ---------------------------------------------------------------- sizes: tiny files, bounded memory
+
+TINY = "network n : real[4096, 4096] -> real[2]\n  domain x[*] in [0, 1]\n"  # 66 bytes, 16,777,216 inputs
+
+
+def test_a_shape_beyond_max_inputs_is_refused_at_the_shape_before_anything_is_built() -> None:
+    # Run apart, with its address space capped at 1 GiB: building one object per input
+    # (once about 27 GB) ends in a MemoryError there, not in this process.
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+        "import spec\n"
+        "from spec.errors import CheckError\n"
+        "try:\n"
+        f"    spec.load({TINY + 'property p: require y[0] > y[1]'!r}, 'tiny.prop')\n"
+        "except CheckError as err:\n"
+        "    print(err)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTSPEC_MAX")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == (
+        "tiny.prop:1:13: network n has 16777216 inputs, more than MAX_INPUTS = 4194304: "
+        "set the environment variable CERTSPEC_MAX_INPUTS to raise the limit\n"
+        "network n : real[4096, 4096] -> real[2]\n"
+        "            ^~~~~~~~~~~~~~~~\n"
+    )
+
+
+def test_the_environment_sets_the_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CERTSPEC_MAX_INPUTS", "6")
+    monkeypatch.setenv("CERTSPEC_MAX_OUTPUTS", "3")
+    assert spec.load("network n : real[2, 3] -> real[3]\n").networks[0].n_inputs == 6
+    with pytest.raises(CheckError, match=r"network n has 8 inputs, more than MAX_INPUTS = 6: .*CERTSPEC_MAX_INPUTS") as info:
+        spec.load("network n : real[2, 4] -> real[3]\n")
+    assert (info.value.span.column, info.value.span.end_column) == (13, 23)  # type: ignore[union-attr]
+    with pytest.raises(CheckError, match=r"network n has 4 outputs, more than MAX_OUTPUTS = 3: ") as info:
+        spec.load("network n : real[2] -> real[4]\n")
+    assert info.value.span.column == 24  # type: ignore[union-attr]
+    with pytest.raises(CheckError, match="more than 10\\*\\*30 inputs"):
+        spec.load(f"network n : real[{'9' * 40}] -> real[2]\n")
+    monkeypatch.setenv("CERTSPEC_MAX_INPUTS", "lots")
+    with pytest.raises(UsageError, match=r"^CERTSPEC_MAX_INPUTS='lots' must be a positive integer$"):
+        spec.load("network n : real[2] -> real[3]\n")
+
+
+def test_a_domain_of_every_input_holds_no_object_per_input() -> None:
+    n = 1 << 17
+    text = f"network n : real[{n}] -> real[2]\n  domain x[*] in [0, 255]\n  normalize inputs mean 127.5 range 255\n"
+    text += "property p: require y[0] > y[1]\n"
+    tracemalloc.start()
+    try:
+        loaded = spec.load(text, "big.prop")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    net = loaded.networks[0]
+    # the input names (strings, part of the IR) and one box of shared floats; about 1,400 bytes once
+    assert peak / n < 250, peak / n
+    assert net.domain == ir.Box((-0.5,) * n, (0.5,) * n, (False,) * n, (False,) * n)
+    assert len({id(v) for v in net.domain.lower}) == 1  # one float, shared
+    assert loaded.properties[0].region.parts[0].box is net.domain  # the region everywhere shares the domain
+
+
+def test_every_input_means_each_input_with_its_own_normalisation() -> None:
+    means, ranges = [0.0, 1.0, 0.0, 1.0, -3.0], [1.0, 2.0, 1.0, 2.0, 0.1]
+    norm = f"  normalize inputs mean {means} range {ranges}\n"
+    head = "network n : real[5] -> real[2]\n"
+    every = spec.load(head + "  domain x[*] in (0.1, 1]\n" + norm + "property p: when x[*] in [0, 0.7) require y[0] > y[1]\n")
+    each = ", ".join(f"x[{i}] in (0.1, 1]" for i in range(5))
+    when = " and ".join(f"x[{i}] in [0, 0.7)" for i in range(5))
+    listed = spec.load(head + f"  domain {each}\n" + norm + f"property p: when {when} require y[0] > y[1]\n")
+    assert every == listed
+    with pytest.raises(CheckError, match="a `require` is about outputs"):
+        spec.load(head + "property p: require x[*] in [0, 1]\n")
+
+
+def _ors(k: int) -> str:
+    return " and ".join(f"(x[{i}] < 0.25 or x[{i}] > 0.75)" for i in range(k))
+
+
+def test_a_region_beyond_max_coordinates_is_refused_before_it_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CERTSPEC_MAX_COORDINATES", "20000")
+    head = "network n : real[1000] -> real[2]\n  domain x[*] in [0, 1]\n"
+    assert len(spec.load(head + f"property p: when {_ors(4)} require y[0] > y[1]\n").properties[0].region.parts) == 16
+    with pytest.raises(CheckError, match=r"expands to 32 parts of 1000 inputs each, more than MAX_COORDINATES = 20000 ") as info:
+        spec.load(head + f"property p: when {_ors(5)} require y[0] > y[1]\n", "big.prop")
+    assert str(info.value).startswith("big.prop:3:19: ")
+
+
+def test_the_regions_of_all_properties_count_against_max_coordinates(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CERTSPEC_MAX_COORDINATES", "5000")
+    head = "network n : real[1000] -> real[2]\n  domain x[*] in [0, 1]\n"
+    props = "".join(f"property p{k}: when x[{k}] > 0.5 require y[0] > y[1]\n" for k in range(5))
+    assert len(spec.load(head + props[: props.index("property p4")]).properties) == 4  # the domain and 4 boxes
+    with pytest.raises(CheckError, match=r"hold more than MAX_COORDINATES = 5000 box coordinates") as info:
+        spec.load(head + props, "many.prop")
+    assert str(info.value).startswith("many.prop:7:19: ")
+    everywhere = "".join(f"property q{k}: require y[0] > y[1]\n" for k in range(2, 50))
+    assert len(spec.load(head + everywhere).properties) == 48  # they share the domain's box
+
+
+def test_ranking_many_labels_is_linear() -> None:
+    m = 50_000
+    start = time.perf_counter()
+    loaded = spec.load(f"network n : real[2] -> real[{m}]\nproperty p: require y[7] is first\n")
+    assert time.perf_counter() - start < 15  # about 0.5 s; 25 s or more when each label copied the conjunction
+    (conj,) = loaded.properties[0].requirement.disjuncts  # type: ignore[union-attr]
+    assert len(conj) == m - 1 and ir.Order(7, 0, True) in conj
+
+
+def test_a_condition_beyond_max_atoms_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(canon, "MAX_ATOMS", 10_000)
+    text = "network n : real[2] -> real[1000]\nproperty p: require "
+    ok = spec.load(text + "(y[0] is first or y[1] is first) and y[2] < 1\n")
+    assert len(ok.properties[0].requirement.disjuncts) == 2  # type: ignore[union-attr]
+    with pytest.raises(CheckError, match="the condition expands to more than 10000 atoms"):
+        spec.load(text + " and ".join(f"(y[{2 * k}] is first or y[{2 * k + 1}] is first)" for k in range(4)) + "\n")

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import ast
+import builtins
+import io
 import math
+import os
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -224,6 +228,94 @@ def test_external_data_is_not_read(tmp_path: Path) -> None:
         load_onnx(path)
 
 
+def test_external_data_anywhere_is_never_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """External data is refused wherever it points (beside the model, outside its folder, absolute): no file
+    but the model itself is ever opened."""
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.ones(15, dtype=np.float32).tobytes())
+    folder = tmp_path / "models"
+    folder.mkdir()
+    opened: list[str] = []
+
+    def watching(real: Any) -> Any:
+        def call(path: object, *args: object, **kwargs: object) -> Any:
+            if not isinstance(path, int):  # a file descriptor (os.fdopen) is no new file
+                opened.append(str(path))
+            return real(path, *args, **kwargs)
+        return call
+
+    for location in ("weights.bin", "../secret.bin", str(secret)):
+        model = build([N("MatMul", ["x", "W"], ["y"])], {"W": w(5, 3)}, [1, 5])
+        tensor = model.graph.initializer[0]
+        tensor.ClearField("raw_data")
+        tensor.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", location), ("offset", "0"), ("length", "60")):
+            entry = tensor.external_data.add()
+            entry.key, entry.value = key, value
+        path = folder / "model.onnx"
+        path.write_bytes(model.SerializeToString())
+        opened.clear()
+        with monkeypatch.context() as patch:
+            for module in (os, io, builtins):
+                patch.setattr(module, "open", watching(module.open))
+            with pytest.raises(ModelError, match="'W' is stored in an external file, which is not read"):
+                load_onnx(path)
+        assert set(opened) == {str(path)}, (location, opened)
+
+
+def _conv_model(pads: int, kernel: int = 1, channels: int = 1, side: int = 1) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        [N("Conv", ["x", "W"], ["y"], pads=[pads] * 4)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, side, side])],
+        [helper.make_empty_tensor_value_info("y")],
+        [numpy_helper.from_array(np.ones((channels, 1, kernel, kernel), np.float32), "W")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+
+
+def test_absurd_pads_and_attributes_are_refused_before_anything_runs(tmp_path: Path) -> None:
+    """A 108-byte Conv with pads 11585 on a 1 x 1 input asked for 4.4 GB: a pad at least as wide as the
+    kernel (outputs that read only padding) is refused, and so are strides, dilations, kernels below 1."""
+    path = save(_conv_model(11585), tmp_path)
+    assert path.stat().st_size < 200
+    with pytest.raises(ModelError, match=r"node '#0' \(Conv\): pads \[11585, 11585\] are not smaller than the "
+                                         r"kernel's extent \[1, 1\]: the outputs past it would read only padding"):
+        load_onnx(path)
+    bad = {
+        "strides=[0, 1] must be at least 1": N("Conv", ["x", "W"], ["y"], strides=[0, 1]),
+        "dilations=[1, -2] must be at least 1": N("Conv", ["x", "W"], ["y"], dilations=[1, -2]),
+        "negative pads [-1, 0, -1, 0]": N("Conv", ["x", "W"], ["y"], pads=[-1, 0, -1, 0]),
+        "kernel_shape=[0, 2] must be at least 1": N("MaxPool", ["x"], ["y"], kernel_shape=[0, 2]),
+    }
+    for message, node in bad.items():
+        graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 6, 6])],
+                                  [helper.make_empty_tensor_value_info("y")],
+                                  [numpy_helper.from_array(w(2, 1, 3, 3), "W")])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+        assert message in load_error(model, tmp_path)
+
+
+def test_sizes_past_the_element_limit_are_refused_before_they_are_allocated(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One sample's output of a node, and a tensor's declared dims, against CERTSPEC_MAX_ELEMENTS (10^6 here):
+    the output's shape is found on the meta device first; the error names the limit and its variable."""
+    monkeypatch.setenv("CERTSPEC_MAX_ELEMENTS", "1000000")
+    wide = save(_conv_model(pads=1, kernel=3, channels=300, side=60), tmp_path)  # 300 x 60 x 60 = 1,080,000
+    with pytest.raises(ModelError) as info:
+        load_onnx(wide)
+    assert str(info.value) == (f"{wide}: node '#0' (Conv): its output for one input has 1,080,000 values, more than "
+                               "the limit of 1,000,000 (CERTSPEC_MAX_ELEMENTS; set that environment variable to raise it)")
+    model = build([N("MatMul", ["x", "W"], ["y"])], {"W": w(5, 3)}, [1, 5])
+    del model.graph.initializer[0].dims[:]
+    model.graph.initializer[0].dims.extend([5, 10**9])  # claims 5e9 values, holds 15
+    (tmp_path / "dims").mkdir()
+    with pytest.raises(ModelError, match=r"tensor 'W' \(dims \[5, 1000000000\]\) has 5,000,000,000 values, more "
+                                         r"than the limit of 1,000,000 \(CERTSPEC_MAX_ELEMENTS;"):
+        load_onnx(save(model, tmp_path / "dims"))
+    monkeypatch.setenv("CERTSPEC_MAX_ELEMENTS", "2000000")
+    module, shape = load_onnx(wide)  # a larger limit lets it load
+    assert shape == (1, 60, 60) and module(torch.zeros(1, 3600)).shape == (1, 1_080_000)
+
+
 def acas_bytes() -> bytes:
     return shared_data("acasxu", ACAS[0]).read_bytes()
 
@@ -272,7 +364,7 @@ def test_importer_source_never_unpickles_or_executes() -> None:
     tree = ast.parse((ROOT / "checkers" / "onnx_import.py").read_text())
     modules = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     modules |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-    assert modules <= {"__future__", "math", "pathlib", "typing", "numpy", "onnx", "torch", "spec"}
+    assert modules <= {"__future__", "math", "pathlib", "typing", "numpy", "onnx", "torch", "spec", "checkers"}
     attrs = {f"{n.value.id}.{n.attr}" for n in ast.walk(tree) if isinstance(n, ast.Attribute)
              and isinstance(n.value, ast.Name)}
     assert not attrs & {"torch.load", "torch.jit", "np.load", "pickle.load", "pickle.loads", "onnx.reference"}

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import spec
-from checkers.semantics import compile_ordering, holds, in_part
+from checkers.semantics import VACUOUS, compile_ordering, holds, in_part
 from checkers.verdict import Status
 from checkers.verify import VerifyOptions, verify_property
 
@@ -134,19 +134,25 @@ def test_z3_leaves_prove_disjuncts_that_only_hold_together() -> None:
 
 
 def test_a_counterexample_in_exact_arithmetic_only_is_reported_as_such() -> None:
-    """y0 = 3 x ties y1 = 1 only at x = 1/3, and the region [0.33333332, 0.33333334] holds
-    no float32 number: the real network violates "no tie", float32 execution cannot. The
-    verdict is UNKNOWN and names the exact point; never VIOLATED without a float32 witness."""
+    """y0 = 0.75 x ties y1 = c (the float32 0.9000001549720764) only at x = c / 0.75, which lies strictly
+    between the two float32 numbers of the region (its ends), where fl(0.75 x) rounds to either side
+    of c: the real network violates "no tie", float32 execution cannot. The verdict is UNKNOWN and
+    names the exact point; never VIOLATED without a float32 witness. (The region
+    [0.33333332, 0.33333334] this test once used holds no float32 number at all: HOLDS vacuously.)"""
     layer = nn.Linear(1, 2)
-    layer.weight = nn.Parameter(torch.tensor([[3.0], [0.0]]))
-    layer.bias = nn.Parameter(torch.tensor([0.0, 1.0]))
-    text = ("network n : real[1] -> real[2]\n  domain x[*] in [0, 1]\n"
-            "property p:\n  when x[0] in [0.33333332, 0.33333334]\n  require y[0] > y[1] or y[1] > y[0]\n")
+    layer.weight = nn.Parameter(torch.tensor([[0.75], [0.0]]))
+    layer.bias = nn.Parameter(torch.tensor([0.0, 0.9000001549720764]))
+    text = ("network n : real[1] -> real[2]\n  domain x[*] in [0, 2]\n"
+            "property p:\n  when x[0] in [1.2000001668930054, 1.200000286102295]\n  require y[0] > y[1] or y[1] > y[0]\n"
+            "property q:\n  when x[0] in [0.33333332, 0.33333334]\n  require y[0] > y[1] or y[1] > y[0]\n")
     loaded = spec.load(text, "t.prop")
-    v = verify_property(nn.Sequential(layer).eval(), loaded.property("p"), loaded.networks[0], OPTIONS)
+    module = nn.Sequential(layer).eval()
+    v = verify_property(module, loaded.property("p"), loaded.networks[0], OPTIONS)
     assert v.status is Status.UNKNOWN, v
     assert "exact arithmetic" in v.reason
-    assert v.stats["exact_witness"] == ["1/3"]
+    assert v.stats["exact_witness"] == ["15099497/12582912"]
+    empty = verify_property(module, loaded.property("q"), loaded.networks[0], OPTIONS)
+    assert empty.status is Status.HOLDS and empty.reason == VACUOUS
 
 
 def test_many_inputs_branch_on_relu_phases() -> None:

@@ -10,11 +10,14 @@ instances, are the benchmarks (`python bench/vnncomp.py acasxu|mnistfc`).
 from __future__ import annotations
 
 import csv
+import re
+from fractions import Fraction
 
 import pytest
 import torch
 
 from checkers.models import load_model
+from checkers.verdict import Status, Verdict
 from checkers.verify import VerifyOptions, verify_property
 from conftest import SHARED_DATA, shared_data
 from spec.vnnlib import read_vnnlib
@@ -47,11 +50,29 @@ def acas_name(network: str, prop: str) -> str:
     return network.removeprefix("ACASXU_run2a_").removesuffix("_batch_2000.onnx") + "/" + prop.removesuffix(".vnnlib")
 
 
-def decide(benchmark: str, network: str, prop: str) -> str:
+def verdict(benchmark: str, network: str, prop: str) -> Verdict:
     torch.set_num_threads(1)
     module = load_model(shared_data(benchmark, network))
     loaded = read_vnnlib(shared_data(benchmark, prop))
-    return verify_property(module, loaded.properties[0], loaded.networks[0], VerifyOptions(timeout=60.0)).status.value
+    return verify_property(module, loaded.properties[0], loaded.networks[0], VerifyOptions(timeout=60.0))
+
+
+def decide(benchmark: str, network: str, prop: str) -> str:
+    return verdict(benchmark, network, prop).status.value
+
+
+_INPUT_BOUND = re.compile(r"\(assert \((<=|>=) X_(\d+) ([-+0-9.eE]+)\)\)")
+
+
+def outside_the_file(point: tuple[float, ...], text: str) -> list[int]:
+    """The coordinates of `point` that break a bound `(assert (<= X_i c))` / `(>= X_i c)` of the
+    file, compared exactly with the decimal as written (the mnistfc files are such boxes)."""
+    bad = []
+    for op, i, c in _INPUT_BOUND.findall(text):
+        v, bound = Fraction(point[int(i)]), Fraction(c)
+        if (v > bound) if op == "<=" else (v < bound):
+            bad.append(int(i))
+    return bad
 
 
 ACAS = [(n, p, e) for n, p, e in instances("acasxu") if acas_name(n, p) not in ACAS_UNDECIDED]
@@ -70,7 +91,23 @@ def test_acasxu_instance_is_decided_as_expected(network: str, prop: str, expecte
 @pytest.mark.parametrize(("network", "prop", "expected"), MNIST_PARAMS or [pytest.param("", "", "", marks=pytest.mark.skip(
     reason=f"{SHARED_DATA / 'mnistfc'} is absent: the shared benchmark data is not part of a user's clone"))])
 def test_mnistfc_instance_is_decided_as_expected(network: str, prop: str, expected: str) -> None:
-    assert decide("mnistfc", network, prop) == expected
+    found = verdict("mnistfc", network, prop)
+    assert found.status.value == expected
+    if found.status is Status.VIOLATED:  # the witness lies in the region as the file writes it, exactly
+        assert found.witness is not None
+        text = shared_data("mnistfc", prop).read_text()
+        assert len(_INPUT_BOUND.findall(text)) == 2 * 784
+        assert outside_the_file(found.witness.x, text) == []
+
+
+def test_the_exact_face_check_sees_a_point_an_ulp_outside() -> None:
+    """On prop_7_0.03 the double nearest a face's decimal lies outside it: that point is caught."""
+    text = shared_data("mnistfc", "prop_7_0.03.vnnlib").read_text()
+    faces = [(op, int(i), c) for op, i, c in _INPUT_BOUND.findall(text) if Fraction(float(c)) != Fraction(c)]
+    i, c = next((i, c) for op, i, c in faces if (Fraction(float(c)) > Fraction(c)) == (op == "<="))
+    point = [0.0] * 784
+    point[i] = float(c)
+    assert i in outside_the_file(tuple(point), text)
 
 
 def test_the_lists_name_real_instances() -> None:

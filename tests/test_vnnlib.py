@@ -8,8 +8,10 @@ and generated IR properties round trip; user mistakes give exact, located messag
 
 from __future__ import annotations
 
+import decimal
 import functools
 import itertools
+import math
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -24,7 +26,7 @@ from hypothesis import strategies as st
 from conftest import SHARED_DATA, shared_data
 from spec import canon, ir
 from spec.errors import VnnlibError
-from spec.vnnlib import dump_vnnlib, load_vnnlib, read_vnnlib
+from spec.vnnlib import MAX_DEPTH, dump_vnnlib, load_vnnlib, read_vnnlib
 
 FOLDERS = ("acasxu", "mnistfc")
 
@@ -92,12 +94,24 @@ def test_acasxu_prop_8_requirement_is_the_expanded_dnf() -> None:
     assert req == canon.ordering(tuple(expected))
 
 
+def _least_double_at_least(text: str) -> float:
+    q = Fraction(text)
+    d = float(q)
+    return d if Fraction(d) >= q else math.nextafter(d, math.inf)
+
+
+def _greatest_double_at_most(text: str) -> float:
+    return -_least_double_at_least(text[1:] if text.startswith("-") else "-" + text)
+
+
 def test_acasxu_prop_1_and_prop_2_requirements_are_exact() -> None:
     _, _, p1 = _load("acasxu/prop_1.vnnlib")
     assert p1.requirement == ir.Ordering(((ir.Linear(((0, 1.0),), 3.991125645861615, True),),))
     box = p1.region.parts[0].box
-    assert box.lower == (0.6, -0.5, -0.5, 0.45, -0.5)
-    assert box.upper == (0.679857769, 0.5, 0.5, 0.5, -0.45)
+    # each side is the double bound admitting exactly the doubles the decimal admits
+    assert box.lower == (_least_double_at_least("0.6"), -0.5, -0.5, _least_double_at_least("0.45"), -0.5)
+    assert box.upper == (_greatest_double_at_most("0.679857769"), 0.5, 0.5, 0.5, _greatest_double_at_most("-0.45"))
+    assert box.lower[0] == math.nextafter(0.6, 1.0)  # the double nearest 0.6 lies below it
     _, _, p2 = _load("acasxu/prop_2.vnnlib")
     assert p2.requirement == ir.Ordering(tuple((ir.Order(j, 0, True),) for j in range(1, 5)))
 
@@ -111,7 +125,8 @@ def test_mnist_prop_0_is_a_box_and_one_conjunction() -> None:
     assert part.halfspaces == ()
     assert part.predicted is None
     assert all(0.0 <= lo <= hi <= 1.0 for lo, hi in zip(part.box.lower, part.box.upper, strict=True))
-    assert part.box.upper[783] == 0.029999999329447746
+    assert part.box.upper[783] == _greatest_double_at_most("0.029999999329447746")
+    assert part.box.upper[783] < 0.029999999329447746  # the nearest double lies above the file's decimal
 
 
 # ---------------------------------------------------------------- oracle 1: Z3 reads the file itself
@@ -119,15 +134,29 @@ def test_mnist_prop_0_is_a_box_and_one_conjunction() -> None:
 _LITERAL = re.compile(r"(?<![\w.])[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?![\w.])")
 
 
+_BOUND_ATOM = re.compile(r"\((<=|<|>=|>) ([XY]_\d+) ([^()\s]+)\)")
+
+
+def _rational(q: Fraction) -> str:
+    rational = f"(/ {abs(q.numerator)}.0 {q.denominator}.0)"
+    return f"(- {rational})" if q < 0 else rational
+
+
 def _exact_literals(text: str) -> str:
-    """Every number as the exact rational of its double (SMT-LIB has no `-0.5` or `1e-05`)."""
+    """The file as SMT-LIB reads it (which has no `-0.5` or `1e-05`) with the numbers as VNN-LIB
+    import means them: the bound of a one-variable comparison `(op V number)` exactly, every
+    other number as its nearest double."""
+    text = "\n".join(line.split(";")[0] for line in text.splitlines())
+    exact: list[str] = []
 
-    def exact(m: re.Match[str]) -> str:
-        q = Fraction(float(m.group()))
-        rational = f"(/ {abs(q.numerator)}.0 {q.denominator}.0)"
-        return f"(- {rational})" if q < 0 else rational
+    def bound(m: re.Match[str]) -> str:
+        if not _LITERAL.fullmatch(m.group(3)):
+            return m.group()
+        exact.append(_rational(Fraction(m.group(3))))
+        return f"({m.group(1)} {m.group(2)} EXACT{len(exact) - 1}E)"  # a name, which _LITERAL skips
 
-    return _LITERAL.sub(exact, "\n".join(line.split(";")[0] for line in text.splitlines()))
+    text = _LITERAL.sub(lambda m: _rational(Fraction(float(m.group()))), _BOUND_ATOM.sub(bound, text))
+    return re.sub(r"EXACT(\d+)E", lambda m: exact[int(m.group(1))], text)
 
 
 def _z3_linear(coeffs: tuple[tuple[int, float], ...], v: list[Any], bound: float, strict: bool) -> Any:
@@ -158,15 +187,44 @@ def _z3_requirement(req: ir.Ordering, y: list[Any]) -> Any:
     return z3.Or([z3.And([atom(a) for a in conj]) for conj in req.disjuncts])
 
 
+def _double_side(op: str, q: Fraction) -> tuple[str, Fraction]:
+    """`v op q` as `v op' d` with d a double, admitting the same doubles v (written here apart
+    from spec.canon, as the oracle's own rounding)."""
+    d = float(q)
+    if Fraction(d) == q:  # a double already: the side stays as written
+        return op, q
+    if op in ("<=", "<"):
+        return "<=", Fraction(d if Fraction(d) < q else math.nextafter(d, -math.inf))
+    return ">=", Fraction(d if Fraction(d) > q else math.nextafter(d, math.inf))
+
+
+def _doubles_only(text: str) -> str:
+    """Every one-variable bound `(op V number)` replaced by the double bound that admits the same doubles."""
+
+    def atom(m: re.Match[str]) -> str:
+        if not _LITERAL.fullmatch(m.group(3)):
+            return m.group()
+        op, d = _double_side(m.group(1), Fraction(m.group(3)))
+        return f"({op} {m.group(2)} {decimal.Decimal(float(d)):f})"  # the double's exact decimal
+
+    return _BOUND_ATOM.sub(atom, text)
+
+
 def _z3_agrees(text: str, net: ir.Network, prop: ir.Property) -> bool:
-    """Is the file's conjunction of asserts equivalent to region and not requirement?"""
+    """Does region and not requirement admit exactly the points of the file's asserts whose
+    coordinates are doubles (the model's inputs and scores are float32)? Checked in two steps,
+    over the reals: ours implies the file's asserts with their numbers read exactly, and ours
+    is equivalent to the asserts with each one-variable bound moved to the double bound that
+    admits the same doubles (`_doubles_only`)."""
     x = [z3.Real(f"X_{i}") for i in range(net.n_inputs)]
     y = [z3.Real(f"Y_{j}") for j in range(net.n_outputs)]
     theirs = z3.And(list(z3.parse_smt2_string(_exact_literals(text))))
+    on_doubles = z3.And(list(z3.parse_smt2_string(_exact_literals(_doubles_only(text)))))
     ours = z3.And(_z3_region(prop.region, x), z3.Not(_z3_requirement(_ordering(prop.requirement), y)))
-    solver = z3.Solver()
-    solver.add(theirs != ours)
-    return bool(solver.check() == z3.unsat)
+    inside, same = z3.Solver(), z3.Solver()
+    inside.add(ours, z3.Not(theirs))
+    same.add(on_doubles != ours)
+    return bool(inside.check() == z3.unsat and same.check() == z3.unsat)
 
 
 @pytest.mark.parametrize("rel", FILES)
@@ -365,7 +423,7 @@ def test_hand_built_property_round_trips() -> None:
     assert "(assert (< Y_2 Y_3))" in text
     assert "(>= (+ (* 2.0 Y_0) (* -1.0 Y_1) (* 0.5 Y_3)) 3.0)" in text
     assert "(and (<= Y_3 -0.5))" in text
-    assert "(and (> Y_2 0.1))" in text
+    assert "(and (> Y_2 0.1000000000000000055511151231257827021181583404541015625))" in text  # strict at a double: exact
 
 
 def test_true_and_false_requirements_round_trip() -> None:
@@ -438,8 +496,17 @@ def _requirement(asserts: str) -> ir.Requirement:
 def test_strictness_is_negated_exactly() -> None:
     assert _requirement("(assert (<= Y_1 Y_0))") == ir.Ordering(((ir.Order(1, 0, True),),))
     assert _requirement("(assert (< Y_1 Y_0))") == ir.Ordering(((ir.Order(1, 0, False),),))
-    assert _requirement("(assert (>= Y_0 3.99))") == ir.Ordering(((ir.Linear(((0, 1.0),), 3.99, True),),))
-    assert _requirement("(assert (> Y_0 3.99))") == ir.Ordering(((ir.Linear(((0, 1.0),), 3.99, False),),))
+    assert _requirement("(assert (>= Y_0 3.75))") == ir.Ordering(((ir.Linear(((0, 1.0),), 3.75, True),),))
+    assert _requirement("(assert (> Y_0 3.75))") == ir.Ordering(((ir.Linear(((0, 1.0),), 3.75, False),),))
+    # 3.99 is no double, so y > 3.99 and y >= 3.99 hold for the same doubles: y >= the least double above
+    # 3.99 (which is the double nearest it, 3.99 + 2.1e-16)
+    above = _least_double_at_least("3.99")
+    assert above > 3.99 - 1e-15 and Fraction(above) > Fraction("3.99")
+    for op in (">=", ">"):
+        assert _requirement(f"(assert ({op} Y_0 3.99))") == ir.Ordering(((ir.Linear(((0, 1.0),), above, True),),))
+    assert _requirement("(assert (<= Y_0 3.99))") == ir.Ordering(
+        ((ir.Linear(((0, -1.0),), -math.nextafter(above, 0.0), True),),)
+    )  # not(y <= the greatest double below 3.99) is -y < -that double
 
 
 def test_terms_nesting_and_constants() -> None:
@@ -562,3 +629,113 @@ def test_export_errors() -> None:
     assert str(info.value) == "property q: VNN-LIB cannot state a condition on the network's prediction"
     with pytest.raises(VnnlibError, match=r"^property e: the region has no parts \(it is empty\)$"):
         dump_vnnlib(ir.Property("e", "toy", ir.Region(()), ir.Ordering(())), net)
+
+
+# ---------------------------------------------------------------- hostile input: comments, nesting, long sums
+
+# Line breaks of str.splitlines that are not line breaks in SMT-LIB: a comment runs past them.
+NOT_LINE_BREAKS = ["\x0c", "\x0b", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+BOX = "(assert (>= X_0 0))\n(assert (<= X_0 1))\n(assert (>= X_1 0))\n(assert (<= X_1 1))\n"
+
+
+@pytest.mark.parametrize("ch", NOT_LINE_BREAKS, ids=[f"U+{ord(c):04X}" for c in NOT_LINE_BREAKS])
+def test_a_comment_runs_past_characters_that_are_not_line_breaks(ch: str) -> None:
+    # The hidden assert would make the violation Y_0 <= -1e6 as well: a sat instance turns unsat.
+    honest = DECLARE + BOX + "(assert (>= Y_0 Y_1))\n"
+    hidden = DECLARE + BOX + f"; harmless note{ch}(assert (<= Y_0 -1000000))\n(assert (>= Y_0 Y_1))\n"
+    assert load_vnnlib(hidden) == load_vnnlib(honest)
+    # and the line numbers after it count the real line breaks only
+    message = _error(hidden + f"; again{ch}(assert (<= Y_0 1))\n(assert (<= Y_0 Y_9))")
+    assert message.startswith("bad.vnnlib:12:17: undeclared variable 'Y_9'\n(assert (<= Y_0 Y_9))\n"), message
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n", "\r"], ids=["LF", "CRLF", "CR"])
+def test_a_comment_ends_at_a_line_break_and_lines_are_counted_by_them(eol: str) -> None:
+    text = eol.join([*DECLARE.splitlines(), "; note", "(assert (<= X_0 1))", "; note\x0c more", "(assert (<= Y_0 Y_7))"])
+    assert _error(text) == "bad.vnnlib:8:17: undeclared variable 'Y_7'\n(assert (<= Y_0 Y_7))\n                ^~~"
+
+
+def test_bad_utf8_after_lone_carriage_returns_names_the_right_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.vnnlib"
+    path.write_bytes(b"(declare-const X_0 Real)\r; \x0c note\r(as\xffsert)\r")
+    with pytest.raises(VnnlibError) as info:
+        read_vnnlib(path)
+    assert str(info.value) == f"{path}:3:4: invalid UTF-8 byte 0xff\n(as\ufffdsert)\n   ^"
+
+
+def _nested(head: str, depth: int, inner: str) -> str:
+    return f"({head} " * depth + inner + ")" * depth
+
+
+@pytest.mark.parametrize(
+    "assertion",
+    [
+        pytest.param(_nested("and", 500, "(<= Y_0 Y_1)"), id="and-500"),
+        pytest.param(_nested("or", 500, "(<= Y_0 Y_1)"), id="or-500"),
+        pytest.param(_nested("not", 1000, "(<= Y_0 Y_1)"), id="not-1000"),
+        pytest.param(f"(<= Y_0 {_nested('-', 1000, 'Y_1')})", id="minus-1000"),
+        pytest.param(_nested("or", 500, "(<= X_0 1)"), id="or-on-inputs-500"),
+        pytest.param(_nested("not", 1000, "(<= X_0 1)"), id="not-on-inputs-1000"),
+        pytest.param(f"(<= X_0 {_nested('+', 1000, '1')})", id="plus-on-inputs-1000"),
+        pytest.param(_nested("and", 100_000, "true"), id="and-100000"),
+    ],
+)
+def test_deep_nesting_is_a_located_error(assertion: str) -> None:
+    message = _error(DECLARE + BOX + f"(assert {assertion})")
+    # the (MAX_DEPTH + 1)-th open parenthesis of line 9, counting the assert's own
+    column = assertion.index("(", len(_nested_prefix(assertion, MAX_DEPTH - 1))) + len("(assert ") + 1
+    assert message.startswith(f"bad.vnnlib:9:{column}: this is nested too deeply: more than {MAX_DEPTH} levels"), message
+
+
+def _nested_prefix(text: str, opens: int) -> str:
+    """The prefix of `text` holding its first `opens` open parentheses."""
+    count = 0
+    for i, ch in enumerate(text):
+        count += ch == "("
+        if count == opens:
+            return text[: i + 1]
+    raise AssertionError("not that deep")
+
+
+@pytest.mark.parametrize("head", ["and", "or", "not"])
+def test_nesting_up_to_the_limit_loads(head: str) -> None:
+    depth = MAX_DEPTH - 2  # the assert and the comparison are two levels
+    out = load_vnnlib(DECLARE + BOX + f"(assert {_nested(head, depth, '(<= Y_0 Y_1)')})")
+    negated = head == "not" and depth % 2 == 1
+    expected = ir.Order(1, 0, False) if negated else ir.Order(0, 1, True)  # the negation of the violation
+    assert out.properties[0].requirement == ir.Ordering(((expected,),))
+    region = load_vnnlib(DECLARE + f"(assert {_nested(head, depth, '(<= X_0 0.5)')})\n" + BOX)
+    assert region.properties[0].region.parts[0].box.upper[0] == (1.0 if negated else 0.5)
+
+
+@pytest.mark.parametrize("n", [250, 784])
+def test_a_sum_of_many_inputs_is_a_half_space(n: int) -> None:
+    declare = "".join(f"(declare-const X_{i} Real)\n" for i in range(n)) + "(declare-const Y_0 Real)\n"
+    box = "".join(f"(assert (>= X_{i} 0))\n(assert (<= X_{i} 1))\n" for i in range(n))
+    terms = " ".join(f"X_{i}" for i in range(n))
+    out = load_vnnlib(declare + box + f"(assert (<= (+ {terms}) 100))\n(assert (>= Y_0 0))\n")
+    (part,) = out.properties[0].region.parts
+    assert part.halfspaces == (ir.HalfSpace(tuple((i, 1.0) for i in range(n)), 100.0, False),)
+
+
+def test_a_sum_of_784_outputs_is_one_atom() -> None:
+    n = 784
+    declare = "(declare-const X_0 Real)\n" + "".join(f"(declare-const Y_{j} Real)\n" for j in range(n))
+    terms = " ".join(f"Y_{j}" if j % 2 else f"(- Y_{j})" for j in range(n))
+    out = load_vnnlib(declare + "(assert (<= X_0 1))\n" + f"(assert (<= (+ {terms}) 0.5))\n")
+    (conj,) = _ordering(out.properties[0].requirement).disjuncts
+    assert conj == (ir.Linear(tuple((j, 1.0 if j % 2 == 0 else -1.0) for j in range(n)), -0.5, True),)
+
+
+@pytest.mark.parametrize(
+    ("factor", "op", "count"),
+    [pytest.param("1.0000001", "*", 1000, id="product"), pytest.param("3", "/", 20_000, id="quotient")],
+)
+def test_an_exact_value_that_outgrows_max_bits_is_a_located_error(factor: str, op: str, count: int) -> None:
+    # each factor used to make every later step dearer: 40,000 of them took minutes
+    line = f"(assert (<= ({op} X_0 {' '.join([factor] * count)}) 1))"
+    message = _error(DECLARE + line)
+    found = re.match(r"bad\.vnnlib:5:(\d+): the exact value of this term needs more than 20000 bits", message)
+    assert found, message[:200]
+    column = int(found.group(1))
+    assert line[column - 1 :].startswith(factor + " ")  # the factor that made it too big

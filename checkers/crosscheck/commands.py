@@ -24,7 +24,7 @@ contradictions are expected), 1 when one is (a soundness bug), 2 for a user erro
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -32,13 +32,14 @@ from typing import Any
 
 import torch
 
-import spec
+from checkers.finite import dumps
 from checkers.crosscheck.core import Case, Row, attack_case, check_case
 from checkers.ensemble import AttackOptions, GloRoMember, from_ir
 from checkers.ensemble.base import Single
 from checkers.lipschitz.network import LipschitzNet
+from checkers.userfiles import check_output, load_spec, write_output
 from spec import ir
-from spec.errors import ModelError, UsageError
+from spec.errors import ModelError, UsageError, printable
 
 
 def _properties(loaded: ir.Spec, names: list[str] | None, file: str) -> list[ir.Property]:
@@ -120,9 +121,13 @@ def _models(args: argparse.Namespace, loaded: ir.Spec, props: list[ir.Property],
     if missing:
         nets.update(_train(loaded, props, missing, show))
         if args.save:
-            Path(args.save).mkdir(parents=True, exist_ok=True)
+            try:
+                Path(args.save).mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise UsageError(f"--save {printable(args.save)}: cannot make the directory: "
+                                 f"{err.strerror or err}") from None
             for name in missing:
-                save_lipschitz(nets[name], Path(args.save) / f"{name}.pt")
+                write_output(Path(args.save) / f"{name}.pt", "--save", functools.partial(save_lipschitz, nets[name]))
     for name in needed:
         if loaded.network(name).decide is not ir.Decide.ARGMAX:
             raise UsageError(f"network {name} decides by argmin: the GloRo certifier certifies argmax predictions")
@@ -154,7 +159,9 @@ def _cases(loaded: ir.Spec, props: list[ir.Property], nets: dict[str, LipschitzN
 
 def run(args: argparse.Namespace) -> tuple[list[Row], int]:
     show = sys.stderr.isatty() and not args.json
-    loaded = spec.load_file(args.spec)
+    loaded = load_spec(args.spec)
+    if args.save:
+        check_output(args.save, "--save", folder=True)  # before the training
     props = [p for p in _properties(loaded, args.property, args.spec) if _over_data(loaded, p)]
     if not props:
         return [], 0
@@ -224,7 +231,7 @@ def crosscheck_command(args: argparse.Namespace) -> int:
             d["broken_fraction"] = r.broken_fraction()
             out.append(d)
         out += [report_json(r) for r in reports]
-        print(json.dumps(out, indent=1, allow_nan=False))
+        print(dumps(out))
     else:
         if rows:
             _print(rows)

@@ -131,7 +131,7 @@ def attack_case(case: Case, options: AttackOptions) -> list[tuple[str, torch.Ten
 def _changed(case: Case, base: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.no_grad():
         got = case.target.predict(points)
-    ok = in_ball(points, case.x, case.target.eps, case.target.norm)
+    ok = in_ball(points, case.x, case.target.eps, case.target.norm) & case.target.scores_finite(points)
     if case.domain is not None:
         lo = torch.tensor(case.domain.lower, dtype=torch.float64)
         hi = torch.tensor(case.domain.upper, dtype=torch.float64)

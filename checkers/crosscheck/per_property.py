@@ -16,8 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import spec
 from checkers.crosscheck.props import PropertyOptions, PropertyReport, check_property
+from checkers.userfiles import load_spec
 from spec import ir
 from spec.errors import UsageError
 
@@ -49,7 +49,7 @@ def _models(args: argparse.Namespace, loaded: ir.Spec, props: list[ir.Property])
 
 def run_properties(args: argparse.Namespace) -> list[PropertyReport]:
     """The per-property cross-check of the selected properties (empty when none is of that kind)."""
-    loaded = spec.load_file(args.spec)
+    loaded = load_spec(args.spec)
     props = _selected(loaded, args.property, args.spec)
     if not props:
         return []

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from checkers.guard import Guarded
-from checkers.semantics import decision, holds, in_part
+from checkers.semantics import VACUOUS, decision, in_part, violated
 from checkers.testing import Target, hypothesis_points, pgd_points, replay, set_target, target_points, targets
 from checkers.verdict import Status, Witness
 from spec import ir
@@ -92,16 +92,17 @@ class PropertyReport:
 
 
 def _guard_replay(guarded: Guarded, model: nn.Module, t: Target, x: torch.Tensor, decide: ir.Decide) -> Witness | None:
-    """A point of x (K, n) in the target where the guard does not abstain and its scores violate the target."""
+    """A point of x (K, n) in the target where the guard does not abstain and its scores violate the target
+    (finite scores: NaN or inf is never a witness)."""
     x = x.detach().to(torch.float32)
-    if x.shape[0] == 0:
+    if x.shape[0] == 0 or t.empty:
         return None
     for i in range(0, x.shape[0]):
         with torch.no_grad():
             y = model(x[i : i + 1])
             result = guarded.explain(x[i : i + 1])
         inside = in_part(t.part, x[i : i + 1], decision(y, decide))
-        if bool(inside[0]) and not bool(result.abstained[0]) and not bool(holds(t.rows, result.scores)[0]):
+        if bool(inside[0]) and not bool(result.abstained[0]) and bool(violated(t.rows, result.scores)[0]):
             return Witness(tuple(x[i].tolist()), tuple(result.scores[0].tolist()), t.index)
     return None
 
@@ -113,7 +114,7 @@ def _guard_candidates(guarded: Guarded, model: nn.Module, t: Target, x: torch.Te
     with torch.no_grad():
         y = model(x)
         result = guarded.explain(x)
-    keep = in_part(t.part, x, decision(y, decide)) & ~result.abstained & ~holds(t.rows, result.scores)
+    keep = in_part(t.part, x, decision(y, decide)) & ~result.abstained & violated(t.rows, result.scores)
     return x[keep][:8]
 
 
@@ -132,7 +133,8 @@ def _cached(model: nn.Module, key: tuple[Any, ...], make: Callable[[], T]) -> T:
     return per[key]  # type: ignore[no-any-return]
 
 
-def _claim_gloro(model: nn.Module, prop: ir.Property, network: ir.Network, report: PropertyReport) -> None:
+def _claim_gloro(model: nn.Module, prop: ir.Property, network: ir.Network, report: PropertyReport,
+                 found: list[Target]) -> None:
     from checkers.lipschitz.certify import certify
     from checkers.lipschitz.network import as_lipschitz
 
@@ -148,11 +150,17 @@ def _claim_gloro(model: nn.Module, prop: ir.Property, network: ir.Network, repor
     except ModelError as err:
         report.ran["gloro"] = err.message
         return
-    cert = certify(net, torch.tensor(req.points, dtype=torch.float32), req.eps, req.norm, kind=req.kind)
+    try:
+        cert = certify(net, torch.tensor(req.points, dtype=torch.float32), req.eps, req.norm, kind=req.kind)
+    except ModelError as err:  # no finite Lipschitz bound (non-finite weights)
+        report.ran["gloro"] = err.message
+        return
     report.ran["gloro"] = "ran"
-    report.holds["gloro"] = cert.certified.nonzero().flatten().tolist()
+    certified = cert.certified.nonzero().flatten().tolist()
+    # a ball with no float32 point in the domain holds vacuously, as every checker says (GloRo sees no domain)
+    report.holds["gloro"] = sorted({*certified, *(t.index for t in found if t.empty)})
     if not isinstance(req.kind, ir.Local):  # the certified set T_k (k = 1: the label), strictly ahead in the ball
-        report.claims["gloro"] = {k: tuple(cert.top[k, : int(cert.k[k])].tolist()) for k in report.holds["gloro"]}
+        report.claims["gloro"] = {k: tuple(cert.top[k, : int(cert.k[k])].tolist()) for k in certified}
 
 
 def _refute_claims(model: nn.Module, found: list[Target], candidates: dict[str, list[torch.Tensor]],
@@ -321,8 +329,13 @@ def check_property(model: nn.Module, prop: ir.Property, network: ir.Network,
     report = PropertyReport(prop.name, len(found))
     run = options.checkers
     guarded = _guarded(model, prop, network, found, report) if "guard" in run else None
+    for t in found:
+        if t.empty:
+            report.notes.append(f"target {t.index}: {VACUOUS} (no point is drawn there)")
+        elif t.undefined:
+            report.notes.append(f"target {t.index}: {t.undefined} (no witness can exist there)")
     if "gloro" in run:
-        _claim_gloro(model, prop, network, report)
+        _claim_gloro(model, prop, network, report, found)
     if "fgp" in run:
         _claim_fgp(model, prop, network, report, options)
     if "verifier" in run:

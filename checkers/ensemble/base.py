@@ -63,6 +63,13 @@ class EnsembleModule(nn.Module, metaclass=ABCMeta):
         x = x.to(torch.float32)
         return [m.certify(x, self.eps, self.norm) for m in self.members]
 
+    def scores_finite(self, x: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: every member's float32 scores at x are finite. Where one is NaN or infinite the
+        ensemble's label rests on a comparison with no truth value: such a point is never a witness."""
+        x = x.to(torch.float32)
+        with torch.no_grad():
+            return torch.stack([torch.isfinite(m.module(x)).all(dim=1) for m in self.members]).all(dim=0)
+
     @abstractmethod
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """(B,) long: the ensemble's labels (ABSTAIN for an abstention)."""

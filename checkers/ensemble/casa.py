@@ -10,7 +10,8 @@ member's eps * K table (zeros for other members: plain score margins).
 
 An attack only proposes points. A point is a success only after it is replayed on the real
 ensemble, in float32, with its real certifiers: it lies in the ball (checked in float64)
-and in the domain, and the ensemble's label there differs from its label at x.
+and in the domain, every member's scores there are finite (a NaN or infinite score is never a
+witness), and the ensemble's label there differs from its label at x.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def _run(ens: EnsembleModule, x: torch.Tensor, label: torch.Tensor, objective_fo
         if step % options.check_every == 0 or step == options.steps:
             with torch.no_grad():
                 got = ens.predict(xa)
-            hit = (got != label[rows]) & in_ball(xa, x0, ens.eps, ens.norm) & ~broken[rows]
+            hit = (got != label[rows]) & in_ball(xa, x0, ens.eps, ens.norm) & ~broken[rows] & ens.scores_finite(xa)
             if domain is not None:
                 hit &= ((xa >= domain[0]) & (xa <= domain[1])).all(dim=1)
             idx = rows[hit]

@@ -8,6 +8,11 @@ Proof: at any x' of the ball, every certified member keeps its label, so Y'[top]
 and Y'[c] <= C[c] + C[bot] for c != top; hence top stays strictly ahead. The comparison is
 exact for integer weights; for other weights it is done in float64 with a relative slack of
 1e-12 on the right-hand side (a tie within rounding is not certified).
+
+Weights are stored scaled by a power of two so that the largest is at most 1 (`scaled_weights`):
+voting is invariant under a positive scale, the scaling is exact (unless the weights span more
+than about 300 orders of magnitude, when the smallest lose bits below float64's normal range), and
+no tally or attack objective overflows (a weight of 1e300 is legal).
 """
 
 from __future__ import annotations
@@ -36,18 +41,26 @@ def check_weights(weights: Sequence[float], count: int) -> tuple[float, ...]:
     return tuple(float(w) for w in weights)
 
 
+def scaled_weights(weights: Sequence[float]) -> tuple[float, ...]:
+    """The weights times 2^-e, e the least integer >= 0 with every weight at most 1 afterwards (exact scaling)."""
+    e = max(0, max(math.frexp(w)[1] for w in weights))
+    return tuple(math.ldexp(w, -e) for w in weights)
+
+
 def tallies(certs: list[MemberCerts], weights: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(Y (B, m), C (B, m), C_bot (B,)) in float64: all votes, certified votes, uncertified weight."""
     B = certs[0].prediction.shape[0]
     Y = torch.zeros(B, m, dtype=torch.float64)
     C = torch.zeros(B, m, dtype=torch.float64)
     bot = torch.zeros(B, dtype=torch.float64)
+    zero = torch.zeros((), dtype=torch.float64)
     for w, c in zip(weights.tolist(), certs, strict=True):
         pred = c.prediction.cpu()[:, None]
         ok = c.certified.cpu()
+        weight = torch.tensor(w, dtype=torch.float64)  # float64 throughout (a Python float in torch.where is float32)
         Y.scatter_add_(1, pred, torch.full((B, 1), w, dtype=torch.float64))
-        C.scatter_add_(1, pred, torch.where(ok, w, 0.0).to(torch.float64)[:, None])
-        bot += torch.where(ok, 0.0, w).to(torch.float64)
+        C.scatter_add_(1, pred, torch.where(ok, weight, zero)[:, None])
+        bot += torch.where(ok, zero, weight)
     return Y, C, bot
 
 
@@ -67,7 +80,7 @@ class Vote(EnsembleModule):
                  weights: Sequence[float] | None = None) -> None:
         super().__init__(members, eps, norm)
         w = check_weights(weights if weights is not None else [1.0] * len(self.members), len(self.members))
-        self.register_buffer("weights", torch.tensor(w, dtype=torch.float64))
+        self.register_buffer("weights", torch.tensor(scaled_weights(w), dtype=torch.float64))
 
     def _tallies(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         certs = self.member_certs(x)

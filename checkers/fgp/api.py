@@ -8,7 +8,9 @@ Statuses (checkers.verdict.Status): HOLDS = ROBUST (the float32 model's predicti
 stays strictly ahead at every float32 input of the ball and domain: a tie is not robust),
 VIOLATED = NOT_ROBUST (with a float32 witness in the ball and domain whose float32
 prediction, replayed alone on the module, differs), UNKNOWN (a boundary within eps and no
-witness found, or the region budget), TIMEOUT (the per-point time limit). See
+witness found, the region budget, or NaN / infinite scores at the centre or at a point tried in
+the ball: no verdict rests on them), TIMEOUT (the per-point time limit). A ball that holds no
+float32 point of the domain is ROBUST vacuously (`checkers.semantics.VACUOUS`). See
 `checkers.fgp.search` for the algorithm and its soundness argument.
 """
 
@@ -27,7 +29,8 @@ from checkers.fgp.geometry import Geometry
 from checkers.fgp.search import FGPOptions, FGPResult, Search, search_point
 from checkers.fgp.witness import Replay, candidates, pgd
 from checkers.plnet import from_module
-from checkers.semantics import decision
+from checkers.finite import check_finite
+from checkers.semantics import VACUOUS, ball_box, decision, finite, float32_box, nonfinite_reason
 from checkers.verdict import Status, Verdict
 from spec import ir
 from spec.errors import ModelError, UsageError
@@ -50,6 +53,18 @@ def _check_eps(eps: float) -> float:
     return float(eps)
 
 
+def _reach(x0: torch.Tensor, box: ir.Box, norm: ir.Norm) -> float:
+    """An upper bound on the distance (in `norm`) from x0 to the farthest point of the box (inf if unbounded)."""
+    lo = torch.tensor(box.lower, dtype=torch.float64)
+    hi = torch.tensor(box.upper, dtype=torch.float64)
+    far = torch.maximum((x0 - lo).abs(), (hi - x0).abs())
+    if not bool(torch.isfinite(far).all()):
+        return math.inf
+    n = far.numel()
+    value = float(far.max()) if norm is ir.Norm.LINF else float(far.norm())
+    return math.nextafter(value * (1 + (n + 4) * 2.0**-52), math.inf)  # covers the float64 rounding above
+
+
 class FGP:
     """FGP for one model. Raises ModelError for a layer that is not affine or ReLU.
 
@@ -67,6 +82,7 @@ class FGP:
                  device: str | torch.device = "cpu") -> None:
         if not isinstance(n_inputs, int) or n_inputs < 1:
             raise UsageError(f"n_inputs={n_inputs!r} must be a positive integer")
+        check_finite(module)  # ModelError naming a NaN or infinite tensor (before the ReLU-network check)
         try:
             net = from_module(module.cpu(), (n_inputs,))
         except ModelError as err:
@@ -109,16 +125,30 @@ class FGP:
         with torch.no_grad():
             y0 = self.module(x.to(torch.float32)[None].to(self.device)).cpu()
         label = int(decision(y0, self.decide)[0])
+        box = float32_box(ball_box(tuple(x.tolist()), eps).intersect(self.domain))
+        if box is None:
+            return self._result(Verdict(Status.HOLDS, reason=VACUOUS), label, eps, 0, start)
+        if not bool(finite(y0)[0]):  # no label at the centre: robustness of it has no truth value
+            return self._result(Verdict(Status.UNKNOWN, reason=nonfinite_reason(x.to(torch.float32), y0[0], "the centre x")),
+                                label, 0.0, 0, start)
+        # the ball's float32 points in the domain are those of the smaller ball that reaches the box's farthest
+        # corner: search that one (a huge eps, 1e200, would only inflate every float64 tolerance)
+        reach = _reach(x, box, norm)
+        search_eps = min(eps, reach)
         deadline = start + self.options.timeout
-        search, status, reason = search_point(self.geo, self.net, x, eps, norm, label, (self.domain_lo, self.domain_hi),
-                                              self.options, deadline)
-        radius = search.certified_radius(status)
+        search, status, reason = search_point(self.geo, self.net, x, search_eps, norm, label,
+                                              (self.domain_lo, self.domain_hi), self.options, deadline)
+        radius = eps if status is Status.HOLDS else min(search.certified_radius(status), eps)
         verdict = Verdict(status, reason=reason)
         if status is not Status.HOLDS and (search.p.failing or status is Status.TIMEOUT):
-            verdict = self._falsify(search, x, eps, norm, label, y0[0], verdict)
+            verdict = self._falsify(search, x, search_eps, norm, label, y0[0], verdict)
+        return self._result(verdict, label, radius, search.regions, start)
+
+    @staticmethod
+    def _result(verdict: Verdict, label: int, radius: float, regions: int, start: float) -> FGPResult:
         seconds = time.monotonic() - start
-        verdict.stats.update(regions=search.regions, seconds=seconds, radius=radius)
-        return FGPResult(verdict, label, radius, search.regions, seconds)
+        verdict.stats.update(regions=regions, seconds=seconds, radius=radius)
+        return FGPResult(verdict, label, radius, regions, seconds)
 
     def _falsify(self, search: Search, x: torch.Tensor, eps: float, norm: ir.Norm, label: int, y0: torch.Tensor,
                  verdict: Verdict) -> Verdict:
@@ -137,6 +167,8 @@ class FGP:
         found = replay.first(pgd(replay, targets, opts.attack_starts, opts.attack_steps, opts.seed))
         if found is not None:
             return Verdict(Status.VIOLATED, found, "PGD towards a failing decision boundary, replayed in float32")
+        if replay.nonfinite is not None:  # the ball holds a point with NaN or inf scores: no verdict rests there
+            return Verdict(Status.UNKNOWN, reason=nonfinite_reason(*replay.nonfinite))
         if verdict.status is Status.UNKNOWN:
             return Verdict(Status.UNKNOWN, reason=f"{verdict.reason}: its projections and PGD found no float32 witness")
         return verdict

@@ -12,16 +12,16 @@ progress bar runs on stderr when it is a terminal.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import spec
+from checkers.finite import dumps
 from checkers.fgp.api import FGP, FGPBatch
 from checkers.fgp.search import FGPOptions
+from checkers.userfiles import load_spec
 from checkers.verdict import Status
 from spec import ir
 from spec.errors import ModelError, UsageError
@@ -107,7 +107,7 @@ def fgp_command(args: argparse.Namespace) -> int:
     except RuntimeError:
         raise UsageError(f"--device {args.device!r} is not a torch device (cpu, cuda, cuda:1, ...)") from None
     with _threads(args.threads):
-        loaded = spec.load_file(args.spec)
+        loaded = load_spec(args.spec)
         props = _local_properties(loaded, args.property, args.spec)
         modules = _load_models(_model_args(args.model, loaded, args.spec), loaded)
         options = FGPOptions(timeout=args.timeout, lower_bound=args.lower_bound)
@@ -125,5 +125,5 @@ def fgp_command(args: argparse.Namespace) -> int:
             if not args.json:
                 _print(summary, args.radii)
         if args.json:
-            print(json.dumps(results, indent=1, allow_nan=False))
+            print(dumps(results))
     return 0

@@ -16,7 +16,8 @@ Nothing here is trusted: a candidate becomes a witness only after `Replay.first`
 it to float32, checks exactly (rationals where float64 is too close to call) that it lies
 in the ball and the domain, and runs the real torch module on it alone, in float32,
 where the prediction (`checkers.semantics.decision`, lowest index on a tie) must differ
-from the label. A tie that keeps the label is not a counterexample (no near-tie rule).
+from the label. A tie that keeps the label is not a counterexample (no near-tie rule), and
+neither are NaN or infinite scores (no prediction: `Replay.nonfinite` keeps the first such point).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import torch
 from torch import nn
 
 from checkers.attack import inner_float32
-from checkers.semantics import decision, in_part
+from checkers.semantics import decision, finite, in_part
 from checkers.verdict import Witness
 from spec import ir
 
@@ -88,8 +89,11 @@ class Replay:
         dlo = torch.tensor(domain.lower, dtype=torch.float64)
         dhi = torch.tensor(domain.upper, dtype=torch.float64)
         self.lo32, self.hi32 = inner_float32(torch.maximum(self.x0 - eps, dlo), torch.minimum(self.x0 + eps, dhi))
+        self.nonfinite: tuple[list[float], list[float]] | None = None  # (x, y): a point of the ball with NaN/inf scores
 
     def _in_ball(self, x: torch.Tensor) -> torch.Tensor:
+        real = torch.isfinite(x).all(dim=1)  # a point with a NaN or inf coordinate is in no ball
+        x = torch.where(real[:, None], x, self.x0.to(x.dtype))
         d = (x.to(torch.float64) - self.x0).abs()
         if self.norm is ir.Norm.LINF:
             sure_in, sure_out = d <= self.eps * (1 - 1e-12), d > self.eps * (1 + 1e-12)
@@ -98,15 +102,16 @@ class Replay:
                 e = Fraction(self.eps)
                 inside[b] = all(abs(Fraction(float(v)) - Fraction(float(c))) <= e
                                 for v, c in zip(x[b].tolist(), self.x0.tolist(), strict=True))
-            return inside
-        total = (d**2).sum(dim=1)
-        sure_in, sure_out = total <= self.eps**2 * (1 - 1e-9), total > self.eps**2 * (1 + 1e-9)
+            return inside & real
+        total = d.norm(dim=1)  # norms, not squares: eps**2 overflows above about 1.3e154
+        sure_in, sure_out = total <= self.eps * (1 - 1e-9), total > self.eps * (1 + 1e-9)
         inside = sure_in.clone()
         for b in (~sure_in & ~sure_out).nonzero().flatten().tolist():
             exact = sum((Fraction(float(v)) - Fraction(float(c))) ** 2 for v, c in zip(x[b].tolist(), self.x0.tolist(),
                                                                                         strict=True))
             inside[b] = exact <= Fraction(self.eps) ** 2
-        return inside
+        out: torch.Tensor = inside & real
+        return out
 
     def _round(self, points: torch.Tensor) -> torch.Tensor:
         x = points.detach().to("cpu", torch.float64)
@@ -123,11 +128,19 @@ class Replay:
         x = x[ok]
         with torch.no_grad():
             y = self.module(x.to(self.device)).cpu()
-        changed = decision(y, self.decide) != self.label
+        if self.nonfinite is None:
+            for i in (~finite(y)).nonzero().flatten().tolist()[:4]:
+                with torch.no_grad():
+                    alone = self.module(x[i:i + 1].to(self.device)).cpu()
+                if not bool(finite(alone)[0]):
+                    self.nonfinite = (x[i].tolist(), alone[0].tolist())
+                    break
+        # NaN or inf scores have no prediction (a comparison with them has no truth value): never a witness
+        changed = (decision(y, self.decide) != self.label) & finite(y)
         for i in changed.nonzero().flatten().tolist()[:8]:
             with torch.no_grad():  # replay alone: batch size can change the last bits of float32 scores
                 alone = self.module(x[i:i + 1].to(self.device)).cpu()
-            if int(decision(alone, self.decide)[0]) != self.label:
+            if int(decision(alone, self.decide)[0]) != self.label and bool(finite(alone)[0]):
                 return Witness(tuple(x[i].tolist()), tuple(alone[0].tolist()), 0)
         return None
 

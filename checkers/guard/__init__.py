@@ -24,7 +24,9 @@ For each input x with scores y (ALGORITHMS.md section 2):
 4. The new scores are y's own values, sorted, given to the labels in that order, then shifted
    down by the least amount that makes every step strict (w_k = min(v_k, next float below
    w_{k-1})): a permutation of y plus a minimal shift, exact in the scores' dtype, so that
-   `y[a] > y[b]` really holds for the returned float32 tensor.
+   `y[a] > y[b]` really holds for the returned float32 tensor. Finite scores stay finite:
+   where values crowd the most negative float (`[FLT_MAX] * 5` under argmin) the lowest
+   labels are lifted to the lowest floats that keep the steps strict (`ranking.assign`).
 5. The result is checked exactly against every active requirement; the guard abstains (a
    bottom score that becomes the decision, and a flag) when no ranking satisfies the active
    properties (Reason.UNSATISFIABLE), when the combination cap stopped the search

@@ -28,9 +28,10 @@ import torch
 
 from checkers.guard.layer import Guarded, GuardLayer
 from checkers.guard.tables import GuardOptions
-from checkers.models import MODEL_SUFFIXES, Model, open_model, save_model
+from checkers.models import MODEL_SUFFIXES, Model, open_model, read_checkpoint, save_model
+from checkers.userfiles import MODEL, limit, over_limit, read_file
 from spec import ir
-from spec.errors import ModelError, SpecError
+from spec.errors import ModelError, SpecError, printable
 from spec.irjson import to_data
 
 FORMAT, VERSION = "certspec-guard", 1
@@ -116,10 +117,7 @@ def _model_bytes(guarded: Guarded, model_file: str | Path | None) -> tuple[str, 
         path = Path(model_file)
         if path.suffix.lower() not in MODEL_SUFFIXES:
             raise ModelError(f"{path}: unknown model format {path.suffix!r}: use .onnx, .pt or .pth")
-        try:
-            return path.suffix.lower(), path.read_bytes()
-        except OSError as err:
-            raise ModelError(f"{path}: cannot be read ({err.strerror or err})") from None
+        return path.suffix.lower(), read_file(path, MODEL)
     if guarded.source is not None:
         return guarded.source
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,12 +142,13 @@ def save_guard(guarded: Guarded, path: str | Path, model_file: str | Path | None
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = torch.load(path, weights_only=True, map_location="cpu")
-    except FileNotFoundError:
-        raise ModelError(f"{path}: no such file") from None
-    except Exception as err:  # corrupt archive, pickled objects: torch raises several kinds
-        raise ModelError(f"{path}: not a readable guard checkpoint ({type(err).__name__}: {str(err)[:200]})") from None
+    try:  # checked first (a regular file, a zip whose entries inflate within the limit), then weights_only
+        data = read_checkpoint(path)
+    except ModelError as err:  # its own words when the file is missing or over a limit
+        detail = err.message.removeprefix(f"{printable(str(path))}: ")
+        if detail == "no such file" or "CERTSPEC_" in detail:
+            raise
+        raise ModelError(f"{path}: not a readable guard checkpoint ({detail[:300]})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ModelError(f"{path}: not a certspec guard checkpoint (no format {FORMAT!r})")
     if data.get("version") != VERSION:
@@ -166,6 +165,8 @@ def _model(path: Path, entry: Any, network: ir.Network) -> tuple[Model, tuple[st
     blob = entry["bytes"]
     if not isinstance(blob, torch.Tensor) or blob.dtype != torch.uint8 or blob.dim() != 1:
         raise ModelError(f"{path}: the model bytes must be a 1-d uint8 tensor")
+    if blob.numel() > limit(MODEL.limit):  # a view can claim more bytes than its storage holds
+        raise ModelError(f"{path}: " + over_limit("its model", blob.numel(), MODEL.limit, "bytes"))
     data = blob.numpy().tobytes()
     with tempfile.TemporaryDirectory() as tmp:
         model_path = Path(tmp) / f"model{entry['suffix']}"

@@ -48,6 +48,34 @@ class GuardResult:
         return torch.cat([self.scores, self.bottom.unsqueeze(1)], dim=1)
 
 
+FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)  # what the guard's arithmetic handles
+
+
+def _names(dtypes: Sequence[torch.dtype]) -> str:
+    return ", ".join(str(d) for d in dtypes[:-1]) + f" or {dtypes[-1]}"
+
+
+def _tracing() -> bool:
+    """Traced (torch.export, torch.compile, TorchScript or ONNX export): the dtype and device checks are
+    left out of the graph (the shapes are still checked, as the traced graph needs them)."""
+    return ranking.tracing() or bool(torch.onnx.is_in_onnx_export())
+
+
+def check_inputs(x: torch.Tensor, n: int, device: torch.device) -> None:
+    """UsageError unless x is a float tensor (batch, n) on `device`: what the guard (and a guarded model) takes."""
+    if not isinstance(x, torch.Tensor):
+        raise UsageError(f"the guard takes inputs as a torch.Tensor of shape (batch, {n}), got {type(x).__name__}")
+    if x.dim() != 2 or x.shape[1] != n or not x.is_floating_point():
+        raise UsageError(f"the guard takes float inputs of shape (batch, {n}), got {x.dtype} {list(x.shape)}")
+    if _tracing():
+        return
+    if x.dtype not in FLOAT_DTYPES:
+        raise UsageError(f"the guard takes inputs of dtype {_names(FLOAT_DTYPES)}, got {x.dtype}")
+    if x.device != device:
+        raise UsageError(f"the inputs are on {x.device}, the guard on {device}: move them with x.to({str(device)!r}) "
+                         "(or the guard with guard.to(...))")
+
+
 class GuardLayer(nn.Module):
     """Enforces safe-ordering properties on scores (see `checkers.guard` for the guarantees)."""
 
@@ -107,15 +135,28 @@ class GuardLayer(nn.Module):
     # ------------------------------------------------------------ pieces
 
     def _check(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        if x.dim() != 2 or x.shape[1] != self.n_inputs or not x.is_floating_point():
-            raise UsageError(f"the guard takes float inputs of shape (batch, {self.n_inputs}), got {x.dtype} "
-                             f"{list(x.shape)}")
-        if y.dim() != 2 or y.shape[1] != self.n_outputs or y.shape[0] != x.shape[0] or not y.is_floating_point():
-            raise UsageError(f"the guard takes float scores of shape ({x.shape[0]}, {self.n_outputs}), got {y.dtype} "
-                             f"{list(y.shape)}")
+        check_inputs(x, self.n_inputs, self.edges.device)
+        self._check_scores(y, x.shape[0])
+
+    def _check_scores(self, y: torch.Tensor, batch: int) -> None:
+        """UsageError unless y is float scores (batch, m) on the guard's device."""
+        if not isinstance(y, torch.Tensor):
+            raise UsageError(f"the guard takes scores as a torch.Tensor of shape (batch, {self.n_outputs}), got "
+                             f"{type(y).__name__}")
+        if y.dim() != 2 or y.shape[1] != self.n_outputs or y.shape[0] != batch or not y.is_floating_point():
+            shape = f"({batch}, {self.n_outputs})" if batch >= 0 else f"(batch, {self.n_outputs})"
+            raise UsageError(f"the guard takes float scores of shape {shape}, got {y.dtype} {list(y.shape)}")
+        if _tracing():
+            return
+        if y.dtype not in FLOAT_DTYPES:
+            raise UsageError(f"the guard takes scores of dtype {_names(FLOAT_DTYPES)}, got {y.dtype}")
+        if y.device != self.edges.device:
+            raise UsageError(f"the scores are on {y.device}, the guard on {self.edges.device}: move them with "
+                             f"y.to({str(self.edges.device)!r}) (or the guard with guard.to(...))")
 
     def active(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """(B, P) bool: which properties' preconditions hold (s: the original scores, decision space)."""
+        self._check(x, s)
         return self._active_t(x, s).t()
 
     def _active_t(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -136,6 +177,7 @@ class GuardLayer(nn.Module):
 
     def satisfied(self, s: torch.Tensor) -> torch.Tensor:
         """(B, P) bool: does each property's requirement hold on scores s (decision space)? Exact."""
+        self._check_scores(s, s.shape[0] if isinstance(s, torch.Tensor) and s.dim() == 2 else -1)
         return self._satisfied_t(s.t().contiguous()).t()
 
     def _satisfied_t(self, st: torch.Tensor) -> torch.Tensor:
@@ -196,7 +238,8 @@ class GuardLayer(nn.Module):
                 tied = tied.index_copy(0, miss, t2)
         finite = torch.isfinite(s).all(dim=1)
         new = ranking.assign(values, order, tied, self.n_outputs)
-        good = found & finite & (self.satisfied(new) | ~active).all(dim=1)
+        good = found & finite & torch.isfinite(new).all(dim=1) & (self._satisfied_t(new.t().contiguous()).t()
+                                                                  | ~active).all(dim=1)
         reason = torch.where(good, int(Reason.RERANKED), int(Reason.UNVERIFIED))
         reason = torch.where(~found, torch.where(complete, int(Reason.UNSATISFIABLE), int(Reason.CAP)), reason)
         reason = torch.where(~finite, int(Reason.NONFINITE), reason)
@@ -253,10 +296,11 @@ class Guarded(nn.Module):
         self.source: tuple[str, bytes] | None = None  # (suffix, bytes) of the model file, for saving
 
     def explain(self, x: torch.Tensor) -> GuardResult:
+        check_inputs(x, self.guard.n_inputs, self.guard.edges.device)  # before the model sees x
         return self.guard.explain(x, self.model(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.guard.explain(x, self.model(x)).output()
+        return self.explain(x).output()
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """The decision per input (B,), or m where the guard abstains."""

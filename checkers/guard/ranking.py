@@ -22,7 +22,13 @@ its best original rank and then by its size (smaller first).
 The scores. The values of the output are the input's own sorted values v_1 >= v_2 >= ...
 given to the labels in the chosen order, then shifted down by the least amount that makes
 every step strict: w_1 = v_1 and w_k = min(v_k, next float below w_{k-1}) (a tied label
-takes the value of its block's first label instead). The shift is exact in the scores'
+takes the value of its block's first label instead). Finite scores stay finite: no w_k goes
+below its floor f_k, the float that leaves one finite float for each strict step after k
+(f_m is the most negative finite float, each strict step up is the next float above), so
+w_k = max(min(v_k, next float below w_{k-1}), f_k) and w_1 = max(v_1, f_1). The floors
+bind only where values crowd the bottom of the range (two or more at -FLT_MAX, for
+instance `[FLT_MAX] * 5` under argmin): those labels are lifted to the lowest floats
+that keep the steps strict, instead of going to -inf. The shift is exact in the scores'
 dtype (`next_below` is checked against `torch.nextafter`), so strict comparisons hold on
 the returned tensor itself, not only before rounding.
 """
@@ -53,7 +59,7 @@ def next_below(v: torch.Tensor) -> torch.Tensor:
     scale = 2.0 ** (precision + 2)
     size = v.abs()
     large = v - size * c
-    w = v * scale
+    w = v.clamp(-info.smallest_normal * scale, info.smallest_normal * scale) * scale  # no overflow where unused
     small = (w - w.abs() * c) * (1.0 / scale)
     return torch.where(size >= info.smallest_normal * scale, large,
                        torch.where(size > info.smallest_normal, small, v - tiny))
@@ -227,11 +233,34 @@ def tied_order(edges: torch.Tensor, strict: torch.Tensor, chosen: torch.Tensor, 
     return found, order, tied
 
 
+def next_above(v: torch.Tensor) -> torch.Tensor:
+    """The next representable value above finite v (-next_below(-v): negation is exact)."""
+    return -next_below(-v)
+
+
+def floors(values: torch.Tensor, tied: torch.Tensor | None, m: int) -> list[torch.Tensor]:
+    """The lowest finite value each position may take (N,) each: position k must stay above one float per
+    strict step after it, so the last is the most negative finite float and each strict step up adds one."""
+    lowest = torch.full_like(values[:, 0], torch.finfo(values.dtype).min)
+    out = [lowest]
+    for k in range(m - 1, 0, -1):  # out[-1] is position k's floor; position k - 1 sits one step above unless tied
+        up = next_above(out[-1])
+        out.append(up if tied is None else torch.where(tied[:, k], out[-1], up))
+    return out[::-1]
+
+
 def assign(values: torch.Tensor, order: torch.Tensor, tied: torch.Tensor | None, m: int) -> torch.Tensor:
-    """Scores (N, m) giving label order[k] the k-th value, shifted to strictly decreasing (tied: equal)."""
-    columns = [values[:, 0]]
+    """Scores (N, m) giving label order[k] the k-th value, shifted to strictly decreasing (tied: equal).
+
+    Finite values stay finite: the shift goes down (w_k = min(v_k, next float below w_{k-1})), but
+    never below the floor that leaves one finite float per remaining strict step; where the values
+    crowd the bottom of the range (several at the most negative float) those labels are lifted to
+    the lowest floats that keep every step strict instead of going to -inf.
+    """
+    floor = floors(values, tied, m)
+    columns = [torch.maximum(values[:, 0], floor[0])]
     for k in range(1, m):
-        w = torch.minimum(values[:, k], next_below(columns[-1]))
+        w = torch.maximum(torch.minimum(values[:, k], next_below(columns[-1])), floor[k])
         if tied is not None:
             w = torch.where(tied[:, k], columns[-1], w)
         columns.append(w)

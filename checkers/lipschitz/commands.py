@@ -15,7 +15,6 @@ set (digits_test -> digits_train) and writes a checkpoint `certify` reads.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from collections.abc import Iterator
@@ -23,9 +22,10 @@ from typing import Any
 
 import torch
 
-import spec
+from checkers.finite import dumps
+from checkers.userfiles import check_output, load_spec, write_output
 from spec import ir
-from spec.errors import ModelError, UsageError
+from spec.errors import ModelError, UsageError, printable
 
 
 def _robust_properties(loaded: ir.Spec, names: list[str] | None, file: str) -> list[ir.Property]:
@@ -154,8 +154,10 @@ def _plot(path: str, curves: list[tuple[str, list[float], list[float]]]) -> None
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        write_output(path, "--plot", lambda p: fig.savefig(p, dpi=120))
+    finally:
+        plt.close(fig)
 
 
 def certify_command(args: argparse.Namespace) -> int:
@@ -167,7 +169,9 @@ def certify_command(args: argparse.Namespace) -> int:
 
         return fgp_command(args)
     with _threads(args.threads):
-        loaded = spec.load_file(args.spec)
+        loaded = load_spec(args.spec)
+        if args.plot:
+            check_output(args.plot, "--plot")  # before the work
         props = _robust_properties(loaded, args.property, args.spec)
         nets = _load(_model_args(args.model, loaded, args.spec), loaded)
         results, curves = [], []
@@ -187,7 +191,7 @@ def certify_command(args: argparse.Namespace) -> int:
                 raise UsageError("--plot needs a robustness property over a labelled data set")
             _plot(args.plot, curves)
         if args.json:
-            print(json.dumps(results, indent=1, allow_nan=False))
+            print(dumps(results))
     return 0
 
 
@@ -212,7 +216,8 @@ def train_command(args: argparse.Namespace) -> int:
 
     with _threads(args.threads):
         torch.manual_seed(args.seed)
-        loaded = spec.load_file(args.spec)
+        loaded = load_spec(args.spec)
+        check_output(args.output, "-o")  # before the training
         props = [p for p in _robust_properties(loaded, args.property, args.spec)
                  if isinstance(p.requirement, ir.Robust) and p.requirement.dataset is not None]
         if not props:
@@ -233,12 +238,12 @@ def train_command(args: argparse.Namespace) -> int:
         options = TrainOptions(eps=eps, epochs=args.epochs, loss=args.loss, seed=args.seed, lr=args.lr)
         net = dense_model(network.n_inputs, network.n_outputs, args.width, args.depth, chord=args.layer == "chord")
         history = train(net, x, labels, options, progress=sys.stderr.isatty())
-        save_lipschitz(net, args.output)
+        write_output(args.output, "-o", lambda p: save_lipschitz(net, p))
         test_x, test_labels = load_dataset(source)
         cert = certify(net, test_x, eps)
         acc = float((cert.prediction == test_labels).float().mean())
         vra = float(cert.contains(test_labels).float().mean())
-        print(f"wrote {args.output}: trained on {training_source(source)} ({len(x)} samples, eps {eps:g} l2, "
+        print(f"wrote {printable(args.output)}: trained on {training_source(source)} ({len(x)} samples, eps {eps:g} l2, "
               f"loss {args.loss}, final loss {history[-1]:.4f}); on {source}: clean accuracy {100 * acc:.1f}%, "
               f"VRA at eps {eps:g} {100 * vra:.1f}%")
     return 0

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from checkers.finite import check_finite
 from checkers.lipschitz.layers import (
     AvgPool2d, Conv2d, Flatten, Linear, LipschitzLayer, ReLU, _Dense,
 )
@@ -178,6 +179,7 @@ def constants(net: LipschitzNet) -> Constants:
     key = (net.input_shape, *((layer, layer.weight_state()) for layer in layers))  # compared by identity
     cached: tuple[tuple[Any, ...], Constants] | None = net.__dict__.get("_constants_cache")
     if cached is None or cached[0] != key:
+        check_finite(net, "the network")  # a NaN or infinite weight has no finite Lipschitz bound
         with torch.no_grad():
             table = pair_table(net.head.effective_weight())
         e0, e1, max_norm = float_error(net)
