@@ -240,6 +240,8 @@ def _build(data: Any) -> Model:
         tensor = state[key]
         if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
             raise ModelError(f"state_dict[{key!r}] must be a floating-point tensor")
+        if tensor.layout != torch.strided:  # sparse tensors load too, and most operators refuse them
+            raise ModelError(f"state_dict[{key!r}] is a {tensor.layout} tensor: a checkpoint's weights must be dense")
         if tuple(tensor.shape) != want:
             raise ModelError(f"state_dict[{key!r}] has shape {list(tensor.shape)}, the layer needs {list(want)}")
         as32 = tensor.detach().to(torch.float32)  # the model runs in float32: 1e300 is an infinity there

@@ -18,7 +18,11 @@ Sizes are checked before they are allocated, against CERTSPEC_MAX_ELEMENTS
 (`checkers.userfiles`): each tensor's declared dims, and each node's output for one sample,
 computed first on the meta device. Absurd attributes are refused: strides, dilations and
 kernel shapes below 1, negative pads, and Conv pads at least as wide as the dilated kernel
-(outputs that would read only padding: pads 11585 on a 1 x 1 input asked for 4 GB).
+(outputs that would read only padding: pads 11585 on a 1 x 1 input asked for 4 GB), and
+so are attributes an operator does not define (`_ATTRIBUTES`: one the import would ignore
+may change what the node computes), constant operands that are not floats (a Reshape's
+shape must be integers) and inputs other than float32 (the module computes in float32, so a
+float16 or float64 network's scores would not be its own).
 """
 
 from __future__ import annotations
@@ -129,6 +133,10 @@ class _Importer:
         label = f"{name}: input {inputs[0].name!r}"
         if tensor_type.elem_type not in _FLOATS:
             raise ModelError(f"{label} is not a floating-point tensor")
+        if tensor_type.elem_type != onnx.TensorProto.FLOAT:  # the module computes in float32: another dtype differs
+            kind = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
+            raise ModelError(f"{label} is {kind}: certspec computes networks in float32, as their witnesses are "
+                             "checked; convert the model to float32")
         dims = list(tensor_type.shape.dim)
         if len(dims) < 2:
             raise ModelError(f"{label} has rank {len(dims)}: certspec needs a batch dimension first, e.g. [1, n]")
@@ -166,8 +174,8 @@ class _Importer:
         if "value" in a:
             return self.array(a["value"])
         for key in ("value_float", "value_floats", "value_int", "value_ints"):
-            if key in a:
-                return np.array(a[key], dtype=np.float32)
+            if key in a:  # integers stay integers: a shape, never an operand of arithmetic (ONNX types them so)
+                return np.array(a[key], dtype=np.int64 if key.startswith("value_int") else np.float32)
         raise self.error(node, index, f"a Constant given by {sorted(a)} is not supported")
 
     def error(self, node: onnx.NodeProto, index: int, message: str) -> ModelError:
@@ -193,6 +201,15 @@ class _Importer:
             if node.op_type not in ("Add", "Concat") and node.input[0] != self.current:
                 raise self.error(node, index, f"the network's tensor {self.current!r} must be the first operand")
             consts = [self.consts[x] for x in node.input if x in self.consts]
+            unknown = sorted(a.name for a in node.attribute if a.name not in _ATTRIBUTES.get(node.op_type, ()))
+            if unknown:  # an attribute the import would ignore may change what the node computes
+                raise self.error(node, index, f"unknown attribute(s) {unknown} for {node.op_type} (known: "
+                                 f"{', '.join(_ATTRIBUTES[node.op_type]) or 'none'})")
+            want = "iu" if node.op_type == "Reshape" else "f"  # a shape is integers, an operand floats
+            if any(c.dtype.kind not in want for c in consts):
+                kinds = sorted({str(c.dtype) for c in consts if c.dtype.kind not in want})
+                what = "its shape must be integers" if want == "iu" else "its constant operands must be floating point"
+                raise self.error(node, index, f"{what}, got {kinds}")
             try:
                 with np.errstate(over="ignore"):  # an overflow to inf (Gemm's alpha) is refused just below
                     layer = handler(self, node, consts)
@@ -428,6 +445,15 @@ def _concat(imp: _Importer, node: onnx.NodeProto, consts: list[np.ndarray]) -> n
     )
 
 
+_ATTRIBUTES: dict[str, tuple[str, ...]] = {  # per operator, the attributes of its ONNX definition (opset >= 7)
+    "Add": (), "Sub": (), "MatMul": (), "Relu": (),
+    "AveragePool": ("auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads", "strides"),
+    "MaxPool": ("auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"),
+    "BatchNormalization": ("epsilon", "is_test", "momentum", "spatial", "training_mode"),
+    "Concat": ("axis",), "Flatten": ("axis",), "Reshape": ("allowzero",),
+    "Conv": ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"),
+    "Gemm": ("alpha", "beta", "broadcast", "transA", "transB"),
+}
 _HANDLERS = {
     "Add": _shift,
     "AveragePool": _pool,

@@ -463,3 +463,21 @@ def test_layer_lists_and_shared_references_past_the_limits_are_refused(tmp_path:
     assert bomb.stat().st_size < 10_000
     with pytest.raises(ModelError, match=r"bomb\.pt: the checkpoint's data holds more than 1,048,576 values"):
         load_model(bomb)
+
+
+def test_sparse_weights_are_refused(tmp_path: Path) -> None:
+    """A sparse tensor loads with weights_only=True and then breaks the first operator it meets (a torch
+    NotImplementedError): a checkpoint's weights must be dense, plain and Lipschitz formats alike."""
+    from checkers.lipschitz.checkpoint import save_lipschitz
+    from tests.lipschitz_nets import conv_net
+
+    plain, lipschitz = tmp_path / "plain.pt", tmp_path / "lip.pt"
+    save_model(nn.Sequential(nn.Linear(2, 3)), (2,), plain)
+    save_lipschitz(conv_net(3), lipschitz)
+    for path, key in ((plain, "0.weight"), (lipschitz, "1.weight")):
+        data = torch.load(path, weights_only=True)
+        data["state_dict"][key] = data["state_dict"][key].to_sparse()
+        torch.save(data, path)
+        with pytest.raises(ModelError, match=rf"state_dict\['{re.escape(key)}'\] is a torch\.sparse_coo tensor: a "
+                                             "checkpoint's weights must be dense"):
+            load_model(path)

@@ -118,6 +118,10 @@ def build(data: dict[str, Any]) -> LipschitzNet:
         raise ModelError("layers must be a non-empty list (the body, then the head)")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError("state_dict must be a dict of tensors")
+    sparse = [k for k, v in state.items() if v.layout != torch.strided]  # they load, and most operators refuse them
+    if sparse:
+        raise ModelError(f"state_dict[{sparse[0]!r}] is a {state[sparse[0]].layout} tensor: a checkpoint's weights "
+                         "must be dense")
     check_layers(len(specs))
     parsed = [_parse(k, s) for k, s in enumerate(specs)]
     _check_sizes(list(shape), parsed)
