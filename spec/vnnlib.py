@@ -493,8 +493,7 @@ def _bound(value: float, is_upper: bool, strict: bool) -> str:
 
 
 def _decimal_text(q: decimal.Decimal) -> str:
-    text = format(q, "f") if -30 <= q.adjusted() <= 30 else format(q, "e")
-    return text
+    return format(q, "f") if -30 <= q.adjusted() <= 30 else format(q, "e")
 
 
 def _terms(coeffs: tuple[tuple[int, float], ...], var: str) -> str:

@@ -606,12 +606,20 @@ def test_an_empty_region_is_an_error() -> None:
     )
 
 
-def test_bad_utf8_names_the_line_and_column(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        (b"(declare-const X_0 Real)\n(as\xffsert)\n", 2),
+        (b"(declare-const X_0 Real)\r; \x0c note\r(as\xffsert)\r", 3),  # lone carriage returns end lines
+    ],
+    ids=["LF", "CR"],
+)
+def test_bad_utf8_names_the_line_and_column(tmp_path: Path, data: bytes, line: int) -> None:
     path = tmp_path / "bad.vnnlib"
-    path.write_bytes(b"(declare-const X_0 Real)\n(as\xffsert)\n")
+    path.write_bytes(data)
     with pytest.raises(VnnlibError) as info:
         read_vnnlib(path)
-    assert str(info.value) == f"{path}:2:4: invalid UTF-8 byte 0xff\n(as\ufffdsert)\n   ^"
+    assert str(info.value) == f"{path}:{line}:4: invalid UTF-8 byte 0xff\n(as\ufffdsert)\n   ^"
 
 
 def test_export_errors() -> None:
@@ -653,14 +661,6 @@ def test_a_comment_runs_past_characters_that_are_not_line_breaks(ch: str) -> Non
 def test_a_comment_ends_at_a_line_break_and_lines_are_counted_by_them(eol: str) -> None:
     text = eol.join([*DECLARE.splitlines(), "; note", "(assert (<= X_0 1))", "; note\x0c more", "(assert (<= Y_0 Y_7))"])
     assert _error(text) == "bad.vnnlib:8:17: undeclared variable 'Y_7'\n(assert (<= Y_0 Y_7))\n                ^~~"
-
-
-def test_bad_utf8_after_lone_carriage_returns_names_the_right_line(tmp_path: Path) -> None:
-    path = tmp_path / "bad.vnnlib"
-    path.write_bytes(b"(declare-const X_0 Real)\r; \x0c note\r(as\xffsert)\r")
-    with pytest.raises(VnnlibError) as info:
-        read_vnnlib(path)
-    assert str(info.value) == f"{path}:3:4: invalid UTF-8 byte 0xff\n(as\ufffdsert)\n   ^"
 
 
 def _nested(head: str, depth: int, inner: str) -> str:
