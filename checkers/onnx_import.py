@@ -20,8 +20,9 @@ computed first on the meta device. Absurd attributes are refused: strides, dilat
 kernel shapes below 1, negative pads, and Conv pads at least as wide as the dilated kernel
 (outputs that would read only padding: pads 11585 on a 1 x 1 input asked for 4 GB), and
 so are attributes an operator does not define (`_ATTRIBUTES`: one the import would ignore
-may change what the node computes), constant operands that are not floats (a Reshape's
-shape must be integers) and inputs other than float32 (the module computes in float32, so a
+may change what the node computes) or of another type than its definition's, constant
+operands that are not float32 (ONNX computes an operator in one type; a Reshape's shape
+must be integers) and inputs other than float32 (the module computes in float32, so a
 float16 or float64 network's scores would not be its own).
 """
 
@@ -201,15 +202,22 @@ class _Importer:
             if node.op_type not in ("Add", "Concat") and node.input[0] != self.current:
                 raise self.error(node, index, f"the network's tensor {self.current!r} must be the first operand")
             consts = [self.consts[x] for x in node.input if x in self.consts]
-            unknown = sorted(a.name for a in node.attribute if a.name not in _ATTRIBUTES.get(node.op_type, ()))
+            known = _ATTRIBUTES.get(node.op_type, {})
+            unknown = sorted(a.name for a in node.attribute if a.name not in known)
             if unknown:  # an attribute the import would ignore may change what the node computes
                 raise self.error(node, index, f"unknown attribute(s) {unknown} for {node.op_type} (known: "
-                                 f"{', '.join(_ATTRIBUTES[node.op_type]) or 'none'})")
-            want = "iu" if node.op_type == "Reshape" else "f"  # a shape is integers, an operand floats
-            if any(c.dtype.kind not in want for c in consts):
-                kinds = sorted({str(c.dtype) for c in consts if c.dtype.kind not in want})
-                what = "its shape must be integers" if want == "iu" else "its constant operands must be floating point"
-                raise self.error(node, index, f"{what}, got {kinds}")
+                                 f"{', '.join(known) or 'none'})")
+            for a in node.attribute:
+                if a.type != known[a.name]:  # onnx.checker refuses it too; the import would misread it
+                    raise self.error(node, index, f"attribute {a.name} is of type "
+                                     f"{onnx.AttributeProto.AttributeType.Name(a.type)}, but {node.op_type} defines it "
+                                     f"as {onnx.AttributeProto.AttributeType.Name(known[a.name])}")
+            # ONNX computes an operator in one type: a shape is int64, every other operand float32 like the input
+            want, what = (("iu", "its shape must be integers") if node.op_type == "Reshape"
+                          else ("f", "its constant operands must be float32, as the network's input is"))
+            odd = sorted({str(c.dtype) for c in consts if c.dtype.kind not in want or (want == "f" and c.dtype != np.float32)})
+            if odd:
+                raise self.error(node, index, f"{what}, got {odd}")
             try:
                 with np.errstate(over="ignore"):  # an overflow to inf (Gemm's alpha) is refused just below
                     layer = handler(self, node, consts)
@@ -445,14 +453,17 @@ def _concat(imp: _Importer, node: onnx.NodeProto, consts: list[np.ndarray]) -> n
     )
 
 
-_ATTRIBUTES: dict[str, tuple[str, ...]] = {  # per operator, the attributes of its ONNX definition (opset >= 7)
-    "Add": (), "Sub": (), "MatMul": (), "Relu": (),
-    "AveragePool": ("auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads", "strides"),
-    "MaxPool": ("auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"),
-    "BatchNormalization": ("epsilon", "is_test", "momentum", "spatial", "training_mode"),
-    "Concat": ("axis",), "Flatten": ("axis",), "Reshape": ("allowzero",),
-    "Conv": ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"),
-    "Gemm": ("alpha", "beta", "broadcast", "transA", "transB"),
+_I, _F, _S, _INTS = (onnx.AttributeProto.INT, onnx.AttributeProto.FLOAT, onnx.AttributeProto.STRING,
+                     onnx.AttributeProto.INTS)
+_POOL = {"auto_pad": _S, "ceil_mode": _I, "dilations": _INTS, "kernel_shape": _INTS, "pads": _INTS, "strides": _INTS}
+_ATTRIBUTES: dict[str, dict[str, int]] = {  # per operator, the attributes of its ONNX definition (opset >= 7), typed
+    "Add": {}, "Sub": {}, "MatMul": {}, "Relu": {},
+    "AveragePool": {**_POOL, "count_include_pad": _I},
+    "MaxPool": {**_POOL, "storage_order": _I},
+    "BatchNormalization": {"epsilon": _F, "is_test": _I, "momentum": _F, "spatial": _I, "training_mode": _I},
+    "Concat": {"axis": _I}, "Flatten": {"axis": _I}, "Reshape": {"allowzero": _I},
+    "Conv": {"auto_pad": _S, "dilations": _INTS, "group": _I, "kernel_shape": _INTS, "pads": _INTS, "strides": _INTS},
+    "Gemm": {"alpha": _F, "beta": _F, "broadcast": _I, "transA": _I, "transB": _I},
 }
 _HANDLERS = {
     "Add": _shift,

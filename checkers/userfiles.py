@@ -136,7 +136,14 @@ def read_file(path: str | Path, kind: Kind = SPEC) -> bytes:
     most = limit(kind.limit)
     try:
         with os.fdopen(fd, "rb") as f:
-            data = f.read(most + 1)
+            # read(n) reserves n bytes first: ask for the file's size and one more (to see it grow), not the limit
+            size = os.fstat(f.fileno()).st_size
+            data = f.read(min(most, size) + 1)
+            if len(data) > size:  # it grows while read: on, a piece at a time, up to one byte past the limit
+                grown = bytearray(data)
+                while len(grown) <= most and (piece := f.read(min(1 << 20, most + 1 - len(grown)))):
+                    grown += piece
+                data = bytes(grown)
     except OSError as err:
         raise kind.error(f"{printable(str(path))}: {kind.unreadable.format(reason=err.strerror or err)}") from None
     if len(data) > most:  # it grew after the check

@@ -35,10 +35,10 @@ def _sorted_coeffs(coeffs: Mapping[int, float]) -> tuple[tuple[int, float], ...]
 def output_atom(coeffs: Mapping[int, float | Fraction], bound: float | Fraction, strict: bool) -> Atom | bool:
     """The atom `sum(c * y[i]) < bound` (`<=` if not strict), or its truth value if constant.
 
-    Exact numbers (`Fraction`, VNN-LIB's decimals): a one-term atom's bound is computed exactly
-    and rounded inwards (`double_bound`: the same doubles meet it). Floats (the `.prop`
-    language's numbers, normalised in float64) and atoms of several terms: the nearest doubles."""
-    if _is_exact(coeffs, bound) and len(exact := {i: Fraction(c) for i, c in coeffs.items() if c != 0}) == 1:
+    A one-term atom's bound is the exact quotient of the numbers given (VNN-LIB's decimals as
+    `Fraction`s, the `.prop` language's doubles as they are) rounded inwards (`double_bound`:
+    the same doubles meet it). Atoms of several terms keep the nearest doubles."""
+    if _finite(coeffs, bound) and len(exact := {i: Fraction(c) for i, c in coeffs.items() if c != 0}) == 1:
         ((index, q),) = exact.items()
         side, strict = double_bound(Fraction(bound) / abs(q), True, strict)
         if math.isinf(side):  # beyond every double: always true, or never
@@ -170,7 +170,7 @@ def double_bound(value: Fraction, is_upper: bool, strict: bool) -> tuple[float, 
     """
     sign = 1 if is_upper else -1
     v = value * sign  # now an upper bound x' <= v with x' = sign * x
-    if v >= _DBL_MAX:  # every finite double is below
+    if v > _DBL_MAX:  # every finite double is below
         return math.inf * sign, False
     if v < -_DBL_MAX:  # no finite double is: an empty side (a strict bound at -inf)
         return -math.inf * sign, True
@@ -188,11 +188,11 @@ _DBL_MAX = Fraction(sys.float_info.max)
 def input_bound(coeffs: Mapping[int, float | Fraction], bound: float | Fraction, strict: bool) -> Bound | HalfSpace | bool:
     """`sum(c * x[i]) < bound` (`<=` if not strict): a box bound, a half-space, or a truth value.
 
-    Exact numbers (`Fraction`, as VNN-LIB's decimals are read): a one-term constraint becomes
-    a box bound computed exactly and rounded inwards (`double_bound`), so the box admits
-    exactly the doubles that satisfy the constraint as written. Floats (the `.prop`
-    language's numbers, normalised in float64): the nearest double of the quotient. A
-    half-space keeps the nearest doubles of its coefficients and bound.
+    A one-term constraint becomes a box bound: the exact quotient of the numbers given
+    (VNN-LIB's decimals as `Fraction`s, the `.prop` language's doubles as they are) rounded
+    inwards (`double_bound`), so the box admits exactly the doubles that satisfy the
+    constraint with those numbers. A half-space keeps the nearest doubles of its coefficients
+    and bound.
     """
     items = _sorted_coeffs({i: float(c) for i, c in coeffs.items()})
     if not items:
@@ -200,14 +200,15 @@ def input_bound(coeffs: Mapping[int, float | Fraction], bound: float | Fraction,
     if len(items) > 1:
         return HalfSpace(items, float(bound) + 0.0, strict)  # + 0.0 turns -0.0 into 0.0
     ((i, c),) = ((i, q) for i, q in coeffs.items() if q != 0)
-    if _is_exact(coeffs, bound):
+    if _finite(coeffs, bound):
         value, strict = double_bound(Fraction(bound) / Fraction(c), c > 0, strict)
         return (i, value, c > 0, strict)
     return (i, float(bound) / float(c) + 0.0, c > 0, strict)
 
 
-def _is_exact(coeffs: Mapping[int, float | Fraction], bound: float | Fraction) -> bool:
-    return isinstance(bound, Fraction) or any(isinstance(c, Fraction) for c in coeffs.values())
+def _finite(coeffs: Mapping[int, float | Fraction], bound: float | Fraction) -> bool:
+    """Every number finite (a Fraction always is): then the one-term bound is computed exactly."""
+    return all(isinstance(v, Fraction) or math.isfinite(v) for v in (bound, *coeffs.values()))
 
 
 def tighten(lower: list[float], upper: list[float], ls: list[bool], us: list[bool], b: Bound) -> None:

@@ -237,6 +237,8 @@ def _output_atom(lin: Lin, strict: bool, net: Network, e: s.Cond) -> canon.Dnf:
     atom = canon.output_atom(coeffs, -const, strict)
     if isinstance(atom, Linear):
         _check_finite(e, atom.bound)
+    elif isinstance(atom, bool) and any(coeffs.values()):  # a score bound beyond every double
+        _check_finite(e, math.inf)
     return canon.dnf_of(atom)
 
 

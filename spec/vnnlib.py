@@ -482,8 +482,8 @@ def _bound(value: float, is_upper: bool, strict: bool) -> str:
     if Fraction(text) == Fraction(value):
         return text
     exact = decimal.Decimal(value)
-    if not strict:
-        away = math.nextafter(value, math.inf if is_upper else -math.inf)
+    away = math.nextafter(value, math.inf if is_upper else -math.inf)
+    if not strict and math.isfinite(away):  # (at +-DBL_MAX only the exact decimal is a double)
         rounding = decimal.ROUND_CEILING if is_upper else decimal.ROUND_FLOOR
         for digits in range(1, 40):
             q = decimal.Context(prec=digits, rounding=rounding).plus(exact)

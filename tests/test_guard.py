@@ -96,7 +96,7 @@ def test_tied_scores_become_strict_in_float32_and_float64() -> None:
 
 def test_linear_output_constraint_is_a_compile_error_naming_the_property() -> None:
     loaded = spec.load_file(ACAS)
-    with pytest.raises(GuardError, match=r"property phi1: `1\.0\*y\[0\] < 3\.99.*compares scores with a constant"):
+    with pytest.raises(GuardError, match=r"property phi1: `1\.0\*y\[0\] <=? 3\.99.*compares scores with a constant"):
         compile_layer([loaded.property("phi1")], loaded.network("acas"))
 
 
@@ -205,6 +205,24 @@ def test_non_finite_scores_abstain_only_when_they_must_be_reranked() -> None:
     y = torch.tensor([[math.inf, 0.0, 1.0, 2.0], [math.nan, 0.0, 1.0, 2.0], [0.0, 1.0, math.inf, 2.0]])
     result = layer.explain(torch.zeros(3, 2), y)
     assert result.reason.tolist() == [Reason.UNCHANGED, Reason.NONFINITE, Reason.NONFINITE]
+
+
+@pytest.mark.parametrize("decide", list(ir.Decide))
+def test_an_abstention_is_the_only_decision_even_over_nan_and_infinite_scores(decide: ir.Decide) -> None:
+    # torch.argmax takes a NaN as the largest value, and +inf would tie the +inf bottom score
+    argmin = decide is ir.Decide.ARGMIN
+    layer = compile_layer([prop("p", (ir.Order(3, 0, True),))], net(decide=decide))
+    near = -math.inf if argmin else math.inf
+    y = torch.tensor([[math.nan, 0.0, 1.0, 2.0], [near, 1.0, 2.0, near], [1.0, -near, near, math.nan]])
+    result = layer.explain(torch.zeros(3, 2), y)
+    assert result.abstained.tolist() == [True, True, True]
+    out = layer(torch.zeros(3, 2), y)
+    best = out.argmin(dim=1) if argmin else out.argmax(dim=1)
+    assert best.tolist() == [4, 4, 4]
+    assert not out.isnan().any()
+    top = -torch.finfo(torch.float32).max if argmin else torch.finfo(torch.float32).max
+    assert out[1, :4].tolist() == [top, 1.0, 2.0, top]  # the rest are the model's own scores
+    assert out[2, :4].tolist() == [1.0, -near, top, -near]
 
 
 def test_halfspace_boundary_is_exact_for_strict_and_non_strict() -> None:

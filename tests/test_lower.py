@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from fractions import Fraction
 
 import pytest
 from hypothesis import given
@@ -51,13 +52,48 @@ def test_inputs_are_normalised_and_clipped_to_the_domain() -> None:
     (part,) = prop.region.parts
     assert part.box.lower == pytest.approx((-0.3, -0.5, -0.4))
     assert part.box.upper == pytest.approx((0.5, 0.2, 0.5))
-    assert part.box.lower_strict == (False, False, True)
-    assert part.box.upper_strict == (False, True, False)
+    # w > 1 is x > -0.4 and v < 7 is x < 0.2, exactly: neither is a double, so each side becomes the
+    # nearest double inside, non-strict (the same doubles meet it)
+    assert part.box.lower_strict == (False, False, False)
+    assert part.box.upper_strict == (False, False, False)
+    w, v = part.box.lower[2], part.box.upper[1]
+    assert Fraction(w) > Fraction(-2, 5) > Fraction(math.nextafter(w, -math.inf))
+    assert Fraction(v) < Fraction(1, 5) < Fraction(math.nextafter(v, math.inf))
 
 
 def test_output_constants_are_normalised_with_strictness_kept() -> None:
     prop = one("property p:\n  require a < 5 and b >= 3")
     assert prop.requirement == ir.Ordering(((ir.Linear(((0, 1.0),), 2.0, True), ir.Linear(((1, -1.0),), -1.0, False)),))
+
+
+def _meets(c: float, d: float, op: str, b: float) -> bool:
+    """c * d op b in rationals: the meaning of a one-term constraint on the doubles written."""
+    left, right = Fraction(c) * Fraction(d), Fraction(b)
+    return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
+
+
+@pytest.mark.parametrize(("c", "op", "b"), [
+    (2.0, ">=", 5e-324),  # the quotient is half the least subnormal: rounded to nearest it is 0
+    (0.1, "<", -1.401298464324817e-45), (-0.1, ">", -1.401298464324817e-45), (0.1, "<=", 0.3),
+    (3.0, "<", 1.0), (3.0, ">", 1.0), (-3.0, ">=", 1.0), (0.5, "<", 0.25), (1e-300, "<", 1e-10),
+])
+def test_a_one_term_constraint_admits_exactly_the_doubles_that_meet_it(c: float, op: str, b: float) -> None:
+    """One input and one score scaled by c: the box side (the atom) computed from the exact quotient b / c,
+    rounded inwards, not the quotient's nearest double (which moves the face by one double)."""
+    text = (f"network n : real[1] -> real[2]\nproperty p: when {c!r} * x[0] {op} {b!r} require y[0] > y[1]\n"
+            f"property q: require {c!r} * y[1] {op} {b!r}\n")
+    p, q = spec.load(text, "t.prop").properties
+    box = p.region.parts[0].box
+    ((atom,),) = q.requirement.disjuncts
+    assert isinstance(atom, ir.Linear)
+    face = box.upper[0] if math.isfinite(box.upper[0]) else box.lower[0]
+    for d in {face, math.nextafter(face, math.inf), math.nextafter(face, -math.inf), 0.0, b / c}:
+        inside = box.lower[0] <= d <= box.upper[0] and not (box.lower_strict[0] and d == box.lower[0]) \
+            and not (box.upper_strict[0] and d == box.upper[0])
+        assert inside == _meets(c, d, op, b), (d, box)
+        ((_, sign),) = atom.coeffs
+        met = sign * d < atom.bound if atom.strict else sign * d <= atom.bound
+        assert met == _meets(c, d, op, b), (d, atom)
 
 
 def test_decision_order_flips_for_argmin() -> None:

@@ -326,16 +326,22 @@ def _raw_model(nodes: list, inits: dict, elem_type: int = TensorProto.FLOAT) -> 
 
 def test_attributes_and_operand_types_outside_the_operator_are_refused(tmp_path: Path) -> None:
     """What onnx.checker rejects and the import used to ignore (found by tests/test_hostile.py): an attribute
-    the operator does not have, a bool operand of Sub, a float shape, a float16 input (the module computes in
-    float32, so a float16 network's scores, and witnesses, would not be its own)."""
+    the operator does not have or of another type than its definition's (Gemm's alpha as a list), a bool
+    operand of Sub, a float16 operand of Add (ONNX computes an operator in one type), a float shape, a float16
+    input (the module computes in float32, so a float16 network's scores, and witnesses, would not be its own)."""
     cases = {
         "unknown attribute(s) ['pads'] for Gemm (known: alpha, beta, broadcast, transA, transB)":
             ([N("Flatten", ["x"], ["f"]), N("Gemm", ["f", "B"], ["y"], pads=[1, 1])], {"B": w(6, 2)}),
         "unknown attribute(s) ['axis'] for Relu (known: none)": ([N("Relu", ["x"], ["y"], axis=1)], {}),
-        "its constant operands must be floating point, got ['bool']":
+        "its constant operands must be float32, as the network's input is, got ['bool']":
             ([N("Sub", ["x", "c"], ["y"])], {"c": np.ones((1, 2, 3), dtype=bool)}),
-        "its constant operands must be floating point, got ['int64']":
+        "its constant operands must be float32, as the network's input is, got ['int64']":
             ([N("Constant", [], ["c"], value_ints=[1, 2, 3]), N("Add", ["x", "c"], ["y"])], {}),
+        "its constant operands must be float32, as the network's input is, got ['float16']":
+            ([N("Add", ["x", "c"], ["y"])], {"c": np.ones(3, dtype=np.float16)}),
+        "attribute alpha is of type FLOATS, but Gemm defines it as FLOAT":
+            ([N("Flatten", ["x"], ["f"]), N("Gemm", ["f", "B"], ["y"], alpha=[1.5, 2.5])], {"B": w(6, 2)}),
+        "attribute axis is of type FLOAT, but Flatten defines it as INT": ([N("Flatten", ["x"], ["y"], axis=1.0)], {}),
         "its shape must be integers, got ['float64']":
             ([N("Reshape", ["x", "s"], ["y"])], {"s": np.array([1, 3, 2], dtype=np.float64)}),
     }

@@ -426,6 +426,21 @@ def test_hand_built_property_round_trips() -> None:
     assert "(and (> Y_2 0.1000000000000000055511151231257827021181583404541015625))" in text  # strict at a double: exact
 
 
+@pytest.mark.parametrize("strict", [False, True])
+def test_bounds_at_the_largest_double_round_trip(strict: bool) -> None:
+    """A side at +-DBL_MAX (found by tests/test_hostile.py: export crashed on the double beyond it) is written as
+    its exact decimal and read back as itself; `x < DBL_MAX` keeps DBL_MAX itself out."""
+    big = float(np.finfo(np.float64).max)
+    box = ir.Box((-1.0, -big), (1.0, big), (False, strict), (False, strict))
+    net = _net(2, 2, box)
+    up = canon.ordering((frozenset({_atom({0: -1.0, 1: 1.0}, 0.0, True)}),))
+    prop = ir.Property("edge", "toy", ir.Region((ir.RegionPart(box),)), up)
+    assert _round_trip(prop, net) == prop
+    assert canon.double_bound(Fraction(big), True, True) == (big, True)
+    assert canon.double_bound(Fraction(big), True, False) == (big, False)
+    assert canon.double_bound(Fraction(big) + 1, True, False) == (math.inf, False)
+
+
 def test_true_and_false_requirements_round_trip() -> None:
     net = _net(2, 2)
     region = canon.region(_part(({0: 1.0}, 1.0, False), n=2), net.domain)

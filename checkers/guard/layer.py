@@ -2,7 +2,9 @@
 
 Output: (B, m + 1) scores in the model's dtype: the m guarded scores, then a bottom score
 that is the decision exactly when the guard abstains (+inf for an argmax network, -inf for
-argmin; otherwise the opposite infinity). When it abstains the m scores are the model's own.
+argmin; otherwise the opposite infinity). When it abstains the m scores are the model's own,
+except that none may tie the bottom score: a NaN becomes the opposite infinity and the bottom's
+infinity becomes the largest finite value, so argmax (argmin) of the output is the bottom score.
 `explain` returns the same with the flags: abstained, reason, active properties.
 """
 
@@ -36,7 +38,7 @@ class Reason(enum.IntEnum):
 class GuardResult:
     """What the guard did to a batch: every tensor's first dimension is the batch."""
 
-    scores: torch.Tensor  # (B, m) guarded scores (the model's scores where abstained)
+    scores: torch.Tensor  # (B, m) guarded scores (the model's, NaN and the bottom's infinity moved, where abstained)
     bottom: torch.Tensor  # (B,) the extra bottom score
     abstained: torch.Tensor  # (B,) bool
     reason: torch.Tensor  # (B,) int8, a `Reason`
@@ -278,8 +280,15 @@ class GuardLayer(nn.Module):
                     reason = reason.index_copy(0, need, why)
         abstained = reason >= int(Reason.UNSATISFIABLE)
         bottom = torch.where(abstained, torch.inf, -torch.inf).to(s.dtype)
+        top = torch.finfo(s.dtype).max
+        # Abstained rows keep the model's scores, but none may tie or beat the bottom score under
+        # argmax: NaN (which torch.argmax takes as the largest) goes to -inf, +inf to the largest float.
+        below = torch.where(torch.isnan(s), -torch.inf, torch.clamp(s, max=top))
+        out = torch.where(abstained.unsqueeze(1), below, out)
         if self.argmin:
             out, bottom = -out, -bottom
+        # Rows left as they were return the model's own tensor bit for bit (negation can drop a NaN's sign).
+        out = torch.where((reason == int(Reason.UNCHANGED)).unsqueeze(1), y, out)
         return GuardResult(out, bottom, abstained, reason, active, y)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
