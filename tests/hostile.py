@@ -88,6 +88,10 @@ class Findings:
         self.items: dict[str, Finding] = {}
         self.ignore: tuple[str, ...] = ()  # signature substrings filtered out (reported as counts only)
 
+    def absorb(self, other: Findings, prefix: str) -> None:
+        """Take in the failures of a sub-category (its counts stay its own), each signature prefixed."""
+        self.items.update({f"{prefix}: {k}": v for k, v in other.items.items()})
+
     def add(self, signature: str, example: str, detail: str = "") -> None:
         COUNTS[self.category]["failed"] += 1
         old = self.items.get(signature)

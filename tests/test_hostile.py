@@ -155,7 +155,7 @@ def run_prop_mutations(seed: int, count: int, tmp_path: Path, cli_share: float =
             for argv, allowed, answer in _cli_prop_answers(path, names, huge):
                 attempt(cli_findings, f"certspec {' '.join(argv[:1] + argv[2:])} on {example}",
                         lambda a=argv: cli(a), cli_check(allowed, answer))
-    findings.items.update({f"CLI: {k}": v for k, v in cli_findings.items.items()})
+    findings.absorb(cli_findings, "CLI")
     return findings
 
 
@@ -391,7 +391,7 @@ def run_vnnlib_mutations(seed: int, count: int, tmp_path: Path, points: int = 60
                                  (["show", str(path), "--json"], lambda c, out, e: H.strict_json(out))):
                 attempt(cli_findings, f"certspec {' '.join(argv[:1] + argv[2:])} on {example}",
                         lambda a=argv: cli(a), cli_check([0], answer))
-    findings.items.update({f"CLI: {k}": v for k, v in cli_findings.items.items()})
+    findings.absorb(cli_findings, "CLI")
     return findings
 
 
@@ -641,7 +641,7 @@ def run_onnx_mutations(seed: int, count: int, tmp_path: Path, verify_share: floa
                          lambda mdl, mu=mutated: check_onnx_loaded(mu, mdl, nrng), tag=tag)
         if loaded is not None and rng.random() <= verify_share:
             verify_tiny(verify_findings, example, loaded, path, folder / "tiny.prop", mutated, nrng)
-    findings.items.update({f"verify: {k}": v for k, v in verify_findings.items.items()})
+    findings.absorb(verify_findings, "verify")
     return findings
 
 
@@ -778,7 +778,7 @@ def run_checkpoint_mutations(seed: int, count: int, tmp_path: Path, verify_share
                     return mdl.module(torch.from_numpy(xs)).double().numpy()
 
             verify_tiny(verify_findings, example, loaded, path, tmp_path / f"t{k}.prop", forward, nrng)
-    findings.items.update({f"verify: {k}": v for k, v in verify_findings.items.items()})
+    findings.absorb(verify_findings, "verify")
     return findings
 
 
